@@ -1,0 +1,82 @@
+"""The parameter profiles and the framework × model matrix in params/, as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from servebench.paths import PROJECT_ROOT
+
+PARAMS_DIR = PROJECT_ROOT / "params"
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_profile(path: Path) -> dict[str, Any]:
+    """A profile YAML, with `extends:` resolved relative to it."""
+    doc = yaml.safe_load(Path(path).read_text()) or {}
+    parent = doc.pop("extends", None)
+    if parent:
+        return _merge(load_profile(Path(path).parent / parent), doc)
+    return doc
+
+
+def notebook_parameters(profile: dict[str, Any], notebook: str, declared: set[str]) -> dict[str, Any]:
+    """What papermill passes to `notebook`: the common values it declares, then its own section."""
+    common = {k: v for k, v in profile.get("common", {}).items() if k in declared}
+    own = profile.get("notebooks", {}).get(notebook) or {}
+    return {**common, **own}
+
+
+@dataclass(frozen=True)
+class Combination:
+    framework: str
+    model: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.framework}__{self.model}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    frameworks: dict[str, dict[str, Any]]
+    models: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_DIR / "matrix.yaml") -> Matrix:
+        doc = yaml.safe_load(Path(path).read_text())
+        return cls(doc["frameworks"], doc["models"])
+
+    def combinations(
+        self, frameworks: list[str] | None = None, models: list[str] | None = None
+    ) -> list[Combination]:
+        """The matrix in its file's order; named frameworks include the `extra` ones."""
+        for name in frameworks or []:
+            if name not in self.frameworks:
+                raise ValueError(f"unknown framework '{name}' (one of {', '.join(self.frameworks)})")
+        for name in models or []:
+            if name not in self.models:
+                raise ValueError(f"unknown model '{name}' (one of {', '.join(self.models)})")
+        chosen = frameworks or [f for f, spec in self.frameworks.items() if not spec.get("extra")]
+        return [
+            Combination(f, m)
+            for f in self.frameworks
+            if f in chosen
+            for m in self.frameworks[f]["models"]
+            if not models or m in models
+        ]
+
+    def label(self, framework: str) -> str:
+        return str(self.frameworks[framework]["label"])
