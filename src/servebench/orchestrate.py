@@ -8,12 +8,8 @@ import argparse
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +17,9 @@ import papermill as pm
 
 from servebench.config import PARAMS_DIR, Combination, Matrix, load_profile, notebook_parameters
 from servebench.paths import PROJECT_ROOT, out_dir, results_dir
+from servebench.servers import ServerError, alive, log_tail, running_server
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
-SERVERS = PROJECT_ROOT / "servers"
 TRAIN_NOTEBOOKS = ("01_train_pytorch", "02_train_lightgbm", "03_export_onnx")
 
 
@@ -33,12 +29,6 @@ class StepFailed(Exception):
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_notebook(name: str, out: Path, parameters: dict[str, Any], suffix: str = "") -> Path:
@@ -76,43 +66,6 @@ def train(profile: dict[str, Any], out: Path) -> None:
         run_notebook(name, out, _profile_params(profile, name, out))
 
 
-def _script(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SERVERS / name), *args], env=env, capture_output=True, text=True, check=False
-    )
-
-
-@contextmanager
-def running_server(framework: str, out: Path) -> Iterator[dict[str, Any]]:
-    """Start a server on a free port; always stop it, however the block ends."""
-    env = {**os.environ, "SERVEBENCH_OUT": str(out)}
-    started = _script("start.sh", framework, str(free_port()), env=env)
-    if started.returncode != 0:
-        raise StepFailed(f"{framework} did not start: {started.stderr.strip()}")
-    info = json.loads((out / "run" / f"{framework}.json").read_text())
-    try:
-        yield info
-    finally:
-        _script("stop.sh", framework, env=env)
-
-
-def log_tail(path: str | Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dict[str, Any]:
     record: dict[str, Any] = {"framework": combo.framework, "model": combo.model}
     started = time.time()
@@ -122,7 +75,7 @@ def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dic
             params.update(
                 framework=combo.framework,
                 model=combo.model,
-                base_url=f"http://{server['host']}:{server['port']}",
+                base_url=server["base_url"],
                 server_pid=int(server["pid"]),
                 startup_seconds=float(server["startup_seconds"]),
                 server_cpus=str(server["cpus"]),
@@ -138,8 +91,13 @@ def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dic
         summary = json.loads((results_dir(out) / f"{combo.key}.summary.json").read_text())
         record["status"] = summary.get("status", "ok")
         record["reason"] = summary.get("reason", "")
-    except StepFailed as exc:
-        record.update(status="failed", reason=str(exc))
+    except (StepFailed, ServerError) as exc:
+        summary_path = results_dir(out) / f"{combo.key}.summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        if summary.get("status") == "incorrect":
+            record.update(status="incorrect", reason=summary.get("reason", ""))
+        else:
+            record.update(status="failed", reason=str(exc))
     record["seconds"] = round(time.time() - started, 1)
     return record
 
@@ -170,7 +128,7 @@ def soak(profile: dict[str, Any], out: Path, frameworks: list[str]) -> None:
         try:
             with running_server(framework, out) as server:
                 results.append(run_soak(framework, server, settings["concurrency"], settings["duration_s"]))
-        except StepFailed as exc:
+        except ServerError as exc:
             results.append({"framework": framework, "status": "failed", "reason": str(exc)})
         say(f"   {results[-1].get('status')}")
     path = results_dir(out) / "soak.json"

@@ -1,0 +1,65 @@
+"""The environment a benchmark ran in, recorded next to its numbers."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tomllib
+from importlib import metadata
+from typing import Any
+
+from servebench.bench.load import vegeta_version
+from servebench.paths import PROJECT_ROOT
+
+PACKAGES = ("fastapi", "uvicorn", "flask", "gunicorn", "werkzeug", "httpx", "torch", "lightgbm",
+            "onnxruntime", "onnx", "numpy", "pandas", "papermill")  # fmt: skip
+CRATES = ("axum", "tokio", "ort", "tract-onnx", "serde_json")
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def crate_versions() -> dict[str, str]:
+    lock = PROJECT_ROOT / "rust" / "Cargo.lock"
+    if not lock.is_file():
+        return {}
+    packages = tomllib.loads(lock.read_text()).get("package", [])
+    return {p["name"]: p["version"] for p in packages if p["name"] in CRATES}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def describe() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "crates": crate_versions(),
+        "load_generator": f"vegeta {vegeta_version()}",
+        "git_commit": git_commit(),
+    }
