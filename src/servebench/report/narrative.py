@@ -1,0 +1,37 @@
+"""The report's generated summary: a few sentences a reader can take away."""
+
+from __future__ import annotations
+
+from servebench.report.data import ReportData
+
+
+def summary_lines(data: ReportData) -> list[str]:
+    lines: list[str] = []
+    by_model: dict[str, list[dict]] = {}
+    for s in data.ok:
+        by_model.setdefault(s["model"], []).append(s)
+    for model, entries in by_model.items():
+        best = min(entries, key=lambda s: s["sequential"]["p50"])
+        fastapi = next((s for s in entries if s["framework"] == "fastapi"), None)
+        text = (f"**{data.matrix.models[model]}**: fastest median is {data.matrix.label(best['framework'])} at "
+                f"{best['sequential']['p50']:.3f} ms")  # fmt: skip
+        if fastapi and fastapi is not best:
+            text += f" ({fastapi['sequential']['p50'] / best['sequential']['p50']:.2f}× faster than FastAPI's {fastapi['sequential']['p50']:.3f} ms)"
+        load_best = max(entries, key=lambda s: max((x["rps"] for x in s["load"] if x["mode"] == "closed"), default=0))
+        peak = max((x["rps"] for x in load_best["load"] if x["mode"] == "closed"), default=0)
+        text += f"; highest throughput {data.matrix.label(load_best['framework'])} at {peak:,.0f} req/s."
+        lines.append(text)
+    floors = [s["decomposition"]["client_floor_ms"] for s in data.ok if s.get("decomposition")]
+    if floors:
+        lines.append(
+            f"The Python client's own floor (a `/health` round trip) is {min(floors):.3f}–{max(floors):.3f} ms: "
+            "sequential figures near it mostly measure the client, not the server. The Server-Timing and "
+            "load-generator columns show what the servers themselves can do."
+        )
+    bad = [r for r in data.runs if r["status"] != "ok"]
+    if bad:
+        lines.append(f"{len(bad)} combination(s) did not pass and are shown below with the reason: "
+                     + ", ".join(f"{r['framework']} × {r['model']} ({r['status']})" for r in bad) + ".")  # fmt: skip
+    else:
+        lines.append(f"All {len(data.runs)} combinations returned the native model's probabilities and were benchmarked.")
+    return lines
