@@ -67,24 +67,45 @@ class Server:
         return f"{self.base_url}{path}"
 
 
+class ServerPool:
+    """Servers of the test session, each started on a free port the first time a test needs it."""
+
+    def __init__(self, models: Path, out: Path) -> None:
+        self.models, self.out = models, out
+        self.started: dict[str, Server] = {}
+
+    def __getitem__(self, framework: str) -> Server:
+        if framework not in self.started:
+            os.environ["SERVEBENCH_MODELS_DIR"] = str(self.models)
+            try:
+                self.started[framework] = Server(framework, start_server(framework, self.out))
+            finally:
+                os.environ.pop("SERVEBENCH_MODELS_DIR", None)
+        return self.started[framework]
+
+    def restart(self, framework: str) -> Server:
+        if framework in self.started:
+            stop_server(framework, self.out)
+            del self.started[framework]
+        return self[framework]
+
+    def stop_all(self) -> None:
+        for framework in list(self.started):
+            stop_server(framework, self.out)
+        self.started.clear()
+
+
 @pytest.fixture(scope="session")
-def servers(artifacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    """Every server, started once for the session on free ports, stopped at the end."""
-    run_out = tmp_path_factory.mktemp("servers")
-    os.environ["SERVEBENCH_MODELS_DIR"] = str(artifacts["models"])
-    started: dict[str, Server] = {}
+def servers(artifacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(artifacts["models"], tmp_path_factory.mktemp("servers"))
     try:
-        for framework in ALL_SERVERS:
-            started[framework] = Server(framework, start_server(framework, run_out))
-        yield started
+        yield pool
     finally:
-        for framework in started:
-            stop_server(framework, run_out)
-        os.environ.pop("SERVEBENCH_MODELS_DIR", None)
+        pool.stop_all()
 
 
 @pytest.fixture(params=ALL_SERVERS)
-def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Server:
+def server(request: pytest.FixtureRequest, servers: ServerPool) -> Server:
     return servers[request.param]
 
 

@@ -1,0 +1,39 @@
+"""Every framework × model endpoint returns the native model's probabilities on every
+validation row, singly and as one batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from servebench.bench.client import check_parity, read_reference
+from servebench.config import Matrix
+
+from .conftest import ALL_SERVERS, ServerPool
+
+MATRIX = Matrix.load()
+ENDPOINTS = [(f, m) for f in ALL_SERVERS for m in MATRIX.frameworks[f]["models"]]
+
+pytestmark = pytest.mark.servers
+
+
+def test_the_matrix_has_twelve_endpoints_plus_flask_dev() -> None:
+    assert len(ENDPOINTS) == 16 and len([e for e in ENDPOINTS if e[0] != "flask-dev"]) == 12
+
+
+@pytest.mark.parametrize("framework, model", ENDPOINTS, ids=[f"{f}-{m}" for f, m in ENDPOINTS])
+def test_endpoint_parity(framework: str, model: str, servers: ServerPool, artifacts: dict[str, Any]) -> None:
+    server = servers[framework]
+    rows = read_reference(artifacts["models"] / "reference.jsonl")
+    with httpx.Client(timeout=30) as client:
+        result = check_parity(client, server.url(f"/predict/{model}"), model, rows, tolerance=1e-4)
+    assert result["ok"], result
+    assert result["rows"] == len(rows) and result["batch_max_abs_diff"] <= 1e-4
+
+
+def test_health_names_framework_and_models(server: Server) -> None:
+    health = httpx.get(server.url("/health")).json()
+    assert health == {"status": "ok", "framework": server.framework,
+                      "models": sorted(MATRIX.frameworks[server.framework]["models"])}  # fmt: skip
