@@ -12,11 +12,22 @@ import numpy as np
 import pytest
 
 from servebench.data import resolve_data_path
-from servebench.export import export_lightgbm_onnx, export_pytorch_onnx, onnx_probabilities, onnx_session, write_reference
+from servebench.export import (
+    export_lightgbm_onnx,
+    export_pytorch_onnx,
+    onnx_probabilities,
+    onnx_session,
+    write_reference,
+)
 from servebench.pipeline import Prepared, prepare
 from servebench.servers import start_server, stop_server
 from servebench.training import (
-    lightgbm_probabilities, save_lightgbm, save_pytorch, torch_probabilities, train_lightgbm, train_pytorch,
+    lightgbm_probabilities,
+    save_lightgbm,
+    save_pytorch,
+    torch_probabilities,
+    train_lightgbm,
+    train_pytorch,
 )  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +55,11 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> di
         "pytorch": torch_probabilities(torch_result.model, data.x_valid),
         "lightgbm": lightgbm_probabilities(booster, data.x_valid),
     }
-    onnx = {
-        "pytorch_onnx": onnx_probabilities(onnx_session(export_pytorch_onnx(torch_result.model, models / "pytorch.onnx")), data.x_valid),
-        "lightgbm_onnx": onnx_probabilities(onnx_session(export_lightgbm_onnx(booster, models / "lightgbm.onnx")), data.x_valid),
-    }  # fmt: skip
+    exported = {
+        "pytorch_onnx": export_pytorch_onnx(torch_result.model, models / "pytorch.onnx"),
+        "lightgbm_onnx": export_lightgbm_onnx(booster, models / "lightgbm.onnx"),
+    }
+    onnx = {name: onnx_probabilities(onnx_session(path), data.x_valid) for name, path in exported.items()}
     write_reference(data.valid, {**native, **onnx}, models / "reference.jsonl")
     return {"out": out, "models": models, "data": data, "native": native, "onnx": onnx,
             "torch": torch_result, "booster": booster}  # fmt: skip

@@ -17,7 +17,9 @@ VECTORS = json.loads((Path(__file__).parent / "vectors" / "contract.json").read_
 def test_vectors_are_current() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make", Path(__file__).parent / "vectors" / "make_contract_vectors.py")
+    spec = importlib.util.spec_from_file_location(
+        "make", Path(__file__).parent / "vectors" / "make_contract_vectors.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -73,5 +73,5 @@ def test_bad_preprocess_file_is_named(tmp_path: Path, change: dict, message: str
 
 
 def test_missing_preprocess_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="preprocess.json"):
+    with pytest.raises(FileNotFoundError, match=r"preprocess\.json"):
         Preprocessor.load(tmp_path / "preprocess.json")

@@ -47,7 +47,8 @@ def test_every_contract_vector(server: Server) -> None:
         else:
             ok = response.status_code == case["status"] and response.json().get("field") == case["field"]
         if not ok:
-            failures.append(f"{case['name']}: want {case['status']} {case.get('field')}, got {response.status_code} {response.text[:150]}")
+            want = f"{case['status']} {case.get('field')}"
+            failures.append(f"{case['name']}: want {want}, got {response.status_code} {response.text[:150]}")
     assert not failures, "\n".join(failures)
     assert httpx.get(server.url("/health")).status_code == 200
 

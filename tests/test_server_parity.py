@@ -11,7 +11,7 @@ import pytest
 from servebench.bench.client import check_parity, read_reference
 from servebench.config import Matrix
 
-from .conftest import ALL_SERVERS, ServerPool
+from .conftest import ALL_SERVERS, Server, ServerPool
 
 MATRIX = Matrix.load()
 ENDPOINTS = [(f, m) for f in ALL_SERVERS for m in MATRIX.frameworks[f]["models"]]

@@ -9,7 +9,12 @@ import numpy as np
 import torch
 
 from servebench.training import (
-    float32_thresholds, lightgbm_probabilities, load_lightgbm, load_pytorch, torch_probabilities, train_lightgbm,
+    float32_thresholds,
+    lightgbm_probabilities,
+    load_lightgbm,
+    load_pytorch,
+    torch_probabilities,
+    train_lightgbm,
     train_pytorch,
 )  # fmt: skip
 

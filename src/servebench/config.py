@@ -59,9 +59,7 @@ class Matrix:
         doc = yaml.safe_load(Path(path).read_text())
         return cls(doc["frameworks"], doc["models"])
 
-    def combinations(
-        self, frameworks: list[str] | None = None, models: list[str] | None = None
-    ) -> list[Combination]:
+    def combinations(self, frameworks: list[str] | None = None, models: list[str] | None = None) -> list[Combination]:
         """The matrix in its file's order; named frameworks include the `extra` ones."""
         for name in frameworks or []:
             if name not in self.frameworks:

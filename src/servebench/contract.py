@@ -64,9 +64,7 @@ def _bounded_int(text: str) -> int:
     try:
         float(value)
     except OverflowError:
-        raise ContractError(
-            400, f"malformed JSON: number {text[:40]}... is too large for a double"
-        ) from None
+        raise ContractError(400, f"malformed JSON: number {text[:40]}... is too large for a double") from None
     return value
 
 
@@ -180,14 +178,10 @@ def validate_body(doc: Any) -> tuple[list[Passenger], bool]:
     if isinstance(doc, dict) and "instances" in doc:
         extra = sorted(set(doc) - {"instances"})
         if extra:
-            raise ContractError(
-                422, f"unknown field '{extra[0]}' beside instances", extra[0]
-            )
+            raise ContractError(422, f"unknown field '{extra[0]}' beside instances", extra[0])
         instances = doc["instances"]
         if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_BATCH:
-            raise ContractError(
-                422, f"instances must be an array of 1 to {MAX_BATCH} passengers", "instances"
-            )
+            raise ContractError(422, f"instances must be an array of 1 to {MAX_BATCH} passengers", "instances")
         return [validate_passenger(p, f"instances[{i}].") for i, p in enumerate(instances)], True
     return [validate_passenger(doc)], False
 
@@ -202,7 +196,5 @@ def parse_request(body: bytes, content_type: str | None) -> tuple[list[Passenger
         return validate_body(doc)
     except ContractError:
         if _depth(doc) > MAX_DEPTH:
-            raise ContractError(
-                400, f"malformed JSON: nested deeper than {MAX_DEPTH} levels"
-            ) from None
+            raise ContractError(400, f"malformed JSON: nested deeper than {MAX_DEPTH} levels") from None
         raise

@@ -107,7 +107,5 @@ def load_titanic(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def split(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/validation split with a fixed seed; the same everywhere it is called."""
-    train, valid = train_test_split(
-        frame, test_size=validation_fraction, random_state=seed, stratify=frame["Survived"]
-    )
+    train, valid = train_test_split(frame, test_size=validation_fraction, random_state=seed, stratify=frame["Survived"])
     return train.sort_values("PassengerId"), valid.sort_values("PassengerId")

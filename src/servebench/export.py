@@ -61,9 +61,7 @@ def export_lightgbm_onnx(booster: lgb.Booster, path: Path) -> Path:
     graph = converted.graph
     probabilities = next(o.name for o in graph.output if o.name.startswith("prob"))
     graph.initializer.append(helper.make_tensor("positive_class", TensorProto.INT64, [], [1]))
-    graph.node.append(
-        helper.make_node("Gather", [probabilities, "positive_class"], [OUTPUT], axis=1)
-    )
+    graph.node.append(helper.make_node("Gather", [probabilities, "positive_class"], [OUTPUT], axis=1))
     while graph.output:
         graph.output.pop()
     graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch"]))
@@ -98,9 +96,7 @@ def check_parity(table: pd.DataFrame, tolerance: float = PARITY_TOLERANCE) -> No
     """Fail loudly when an export drifts from its native model."""
     bad = table[(table["max_abs_diff"] > tolerance) | (table["label_mismatches"] > 0)]
     if not bad.empty:
-        raise AssertionError(
-            f"ONNX export differs from the native model beyond {tolerance}:\n{bad.to_string()}"
-        )
+        raise AssertionError(f"ONNX export differs from the native model beyond {tolerance}:\n{bad.to_string()}")
 
 
 def passenger_fields(row: Mapping[str, object]) -> dict[str, object]:
@@ -118,9 +114,7 @@ def passenger_fields(row: Mapping[str, object]) -> dict[str, object]:
     return out
 
 
-def write_reference(
-    valid: pd.DataFrame, probabilities: Mapping[str, np.ndarray], path: Path
-) -> Path:
+def write_reference(valid: pd.DataFrame, probabilities: Mapping[str, np.ndarray], path: Path) -> Path:
     """One JSON line per validation row: ids, label, raw fields, each model's native probability."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as out:

@@ -59,10 +59,7 @@ class Preprocessor:
         """Validated request passengers → float32 [N, 6]."""
         fill, sexes = self.fill_values["Age"], self.sex_mapping
         raw = np.array(
-            [
-                (p.pclass, sexes[p.sex], fill if p.age is None else p.age, p.sibsp, p.parch, p.fare)
-                for p in passengers
-            ],
+            [(p.pclass, sexes[p.sex], fill if p.age is None else p.age, p.sibsp, p.parch, p.fare) for p in passengers],
             dtype=np.float64,
         )
         return self._finish(raw)
@@ -112,9 +109,7 @@ class Preprocessor:
             raise ValueError(f"corrupt preprocessing file {path}: {exc}") from None
 
 
-def _raw_matrix(
-    frame: pd.DataFrame, age_fill: float, sexes: Mapping[str, int] = SEX_MAPPING
-) -> np.ndarray:
+def _raw_matrix(frame: pd.DataFrame, age_fill: float, sexes: Mapping[str, int] = SEX_MAPPING) -> np.ndarray:
     columns: Iterable[pd.Series] = (
         frame["Pclass"],
         frame["Sex"].map(sexes),

@@ -46,8 +46,7 @@ def run_notebook(name: str, out: Path, parameters: dict[str, Any], suffix: str =
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:
         raise StepFailed(
-            f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-            f"  see the executed notebook {target}"
+            f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n  see the executed notebook {target}"
         ) from None
     return target
 
@@ -124,7 +123,8 @@ def soak(profile: dict[str, Any], out: Path, frameworks: list[str]) -> None:
     settings = profile.get("soak", {})
     results = []
     for i, framework in enumerate(frameworks, 1):
-        say(f"== [{i}/{len(frameworks)}] soak {framework}: concurrency {settings['concurrency']} for {settings['duration_s']}s")
+        level, seconds = settings["concurrency"], settings["duration_s"]
+        say(f"== [{i}/{len(frameworks)}] soak {framework}: concurrency {level} for {seconds}s")
         try:
             with running_server(framework, out) as server:
                 results.append(run_soak(framework, server, settings["concurrency"], settings["duration_s"]))
@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts and short durations (params/quick.yaml)")
     parser.add_argument("--profile", type=Path, help="a parameter profile (default params/default.yaml)")
-    parser.add_argument("--frameworks", help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev only when named)")
+    parser.add_argument(
+        "--frameworks", help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev only when named)"
+    )
     parser.add_argument("--models", help="comma-separated subset, e.g. pytorch_onnx,lightgbm_onnx")
     parser.add_argument("--out", help="outputs folder (default outputs/)")
     parser.add_argument("--soak", action="store_true", help="also run the long load test on every server")
@@ -189,9 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     bad = [r for r in records if r["status"] != "ok"]
     say(f"\nReport: {html}")
-    say(f"Artifacts: {out / 'models'}, metrics {out / 'metrics'}, results {results_dir(out)}, notebooks {out / 'notebooks'}")
+    say(f"Models: {out / 'models'}  metrics: {out / 'metrics'}")
+    say(f"Results: {results_dir(out)}  executed notebooks: {out / 'notebooks'}")
     if bad:
-        say(f"{len(bad)} of {len(records)} combinations did not pass: " + ", ".join(f"{r['framework']}×{r['model']} ({r['status']})" for r in bad))
+        say(
+            f"{len(bad)} of {len(records)} combinations did not pass: "
+            + ", ".join(f"{r['framework']}×{r['model']} ({r['status']})" for r in bad)
+        )
         return 1
     return 0
 

@@ -28,9 +28,7 @@ def free_port() -> int:
 
 def _script(name: str, *args: str, out: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SERVEBENCH_OUT": str(out)}
-    return subprocess.run(
-        [str(SCRIPTS / name), *args], env=env, capture_output=True, text=True, check=False
-    )
+    return subprocess.run([str(SCRIPTS / name), *args], env=env, capture_output=True, text=True, check=False)
 
 
 def start_server(framework: str, out: Path, port: int | None = None) -> dict[str, Any]:

@@ -204,7 +204,7 @@ def classification_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[
         "accuracy": float(accuracy_score(y_true, label)),
         "f1": float(f1_score(y_true, label)),
         "roc_auc": float(roc_auc_score(y_true, probability)),
-        "n_validation": int(len(y_true)),
+        "n_validation": len(y_true),
     }
 
 

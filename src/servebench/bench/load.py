@@ -72,9 +72,7 @@ class Attack:
         return float(self.concurrency if self.mode == "closed" else self.rate)
 
 
-def run_attack(
-    attack: Attack, targets: Path, cpus: str | None = None, timeout_s: float = 30.0
-) -> pd.DataFrame:
+def run_attack(attack: Attack, targets: Path, cpus: str | None = None, timeout_s: float = 30.0) -> pd.DataFrame:
     """One vegeta run; a row per request: latency_ms, code, ok, error, sent_s (from the start)."""
     vegeta = str(vegeta_path())
     cmd = [vegeta, "attack", "-format=json", f"-targets={targets}", f"-duration={attack.duration_s}s",
@@ -132,8 +130,8 @@ def summarize_attack(attack: Attack, results: pd.DataFrame) -> dict[str, Any]:
         "concurrency": attack.concurrency,
         "target_rate": attack.rate,
         "duration_s": attack.duration_s,
-        "requests": int(len(results)),
-        "ok": int(len(ok)),
+        "requests": len(results),
+        "ok": len(ok),
         "errors": int(len(results) - len(ok)),
         "server_errors": int((results["code"] >= 500).sum()),
         "error_codes": {str(k): int(v) for k, v in codes.items()},

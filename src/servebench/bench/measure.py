@@ -19,7 +19,7 @@ def measured_ok(frame: pd.DataFrame) -> pd.DataFrame:
 
 def failures(frame: pd.DataFrame) -> dict[str, Any]:
     bad = frame[frame["measured"] & ~frame["ok"]]
-    return {"count": int(len(bad)), "first": str(bad["error"].iloc[0]) if len(bad) else ""}
+    return {"count": len(bad), "first": str(bad["error"].iloc[0]) if len(bad) else ""}
 
 
 def sequential_summary(frame: pd.DataFrame, resamples: int, seed: int) -> dict[str, Any]:
@@ -53,9 +53,7 @@ def closed_loop_sweep(
     return summaries, pd.concat(frames, ignore_index=True)
 
 
-def open_loop(
-    targets: Path, rate: float, duration_s: float, cpus: str | None
-) -> tuple[dict[str, Any], pd.DataFrame]:
+def open_loop(targets: Path, rate: float, duration_s: float, cpus: str | None) -> tuple[dict[str, Any], pd.DataFrame]:
     attack = Attack("open", duration_s, rate=float(max(1, round(rate))))
     results = run_attack(attack, targets, cpus)
     return summarize_attack(attack, results), results.assign(mode="open", concurrency=0, target_rate=attack.rate)

@@ -76,4 +76,8 @@ def read_sequential(results_dir: Path) -> pd.DataFrame:
     for path in sorted(results_dir.glob("*.sequential.parquet")):
         framework, model = path.name.split(".")[0].split("__")
         frames.append(pd.read_parquet(path).assign(framework=framework, model=model))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*SEQUENTIAL_COLUMNS, "framework", "model"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*SEQUENTIAL_COLUMNS, "framework", "model"])
+    )

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from servebench.bench.load import parse_cpus, client_cpus
+from servebench.bench.load import client_cpus, parse_cpus
 from servebench.servers import start_server, stop_server
 
 

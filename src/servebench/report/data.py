@@ -35,7 +35,9 @@ def _json(path: Path, default: Any) -> Any:
 
 def load(out: Path, matrix: Matrix | None = None) -> ReportData:
     results = results_dir(out)
-    metrics = {p.stem: json.loads(p.read_text()) for p in metrics_dir(out).glob("*.json") if p.stem in ("pytorch", "lightgbm")}
+    metrics = {
+        p.stem: json.loads(p.read_text()) for p in metrics_dir(out).glob("*.json") if p.stem in ("pytorch", "lightgbm")
+    }
     return ReportData(
         matrix=matrix or Matrix.load(),
         summaries=result_files.read_summaries(results),

@@ -38,7 +38,9 @@ def latency_ecdf(data: ReportData) -> Figure:
         for framework in _frameworks(data):
             x = np.sort(good[(good["framework"] == framework) & (good["model"] == model)]["latency_ms"].to_numpy())
             if x.size:
-                ax.plot(x, np.arange(1, x.size + 1) / x.size, label=data.matrix.label(framework), color=colors[framework])
+                ax.plot(
+                    x, np.arange(1, x.size + 1) / x.size, label=data.matrix.label(framework), color=colors[framework]
+                )
         ax.set_xscale("log")
         ax.set_title(data.matrix.models[model])
         ax.set_xlabel("latency (ms, log)")
@@ -102,7 +104,11 @@ def decomposition(data: ReportData) -> Figure:
     """Median sequential latency split into client floor, server time and the rest."""
     rows = [{"endpoint": f"{data.matrix.label(s['framework'])} · {s['model']}", **s["decomposition"]} for s in data.ok]
     frame = pd.DataFrame(rows).set_index("endpoint")[["client_floor_ms", "server_ms", "rest_ms"]]
-    frame.columns = ["client + transport floor (/health)", "inside the handler (Server-Timing)", "the rest (HTTP layer, routing)"]
+    frame.columns = [
+        "client + transport floor (/health)",
+        "inside the handler (Server-Timing)",
+        "the rest (HTTP layer, routing)",
+    ]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(frame) + 1.4))
     frame.iloc[::-1].plot.barh(stacked=True, ax=ax, color=["#bbbbbb", "#1f77b4", "#ff7f0e"], width=0.75)
     ax.set_xlabel("median ms per request")

@@ -17,28 +17,33 @@ from starlette.exceptions import HTTPException
 
 from servebench.contract import MAX_BODY_BYTES, MODELS
 from servebench.serving.inference import Inference, error_body, server_timing
-from servebench.serving.schema import Health, component_schemas, predict_openapi_extra
+from servebench.serving.schema import Health, component_schemas, predict_openapi_extra, restrict_models
 
 FRAMEWORK = "fastapi"
 JSON = "application/json"
+DRAIN_LIMIT = 16 * MAX_BODY_BYTES
 
 
 async def _read_limited(request: Request) -> bytes | None:
-    """The body, or None once it passes the limit (without reading the rest into memory)."""
+    """The body, or None past the limit. An oversized body is still read (up to DRAIN_LIMIT) and
+    dropped: closing a socket with unread data resets it, and the client would never see the 413."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
         return None
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if size > DRAIN_LIMIT:
+            break
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+    return b"".join(chunks) if size <= MAX_BODY_BYTES else None
 
 
-def create_app(inference: Inference | None = None) -> FastAPI:
-    engine = inference or Inference.from_env()
+def create_app(inference: Inference | None = None, load_models: bool = True) -> FastAPI:
+    """The app; with `load_models=False` it only serves to produce the OpenAPI document."""
+    engine = inference or (Inference.from_env() if load_models else None)
     app = FastAPI(
         title="servebench",
         version="1.0",
@@ -49,7 +54,9 @@ def create_app(inference: Inference | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
-        return Response(error_body(exc.status_code, str(exc.detail)), exc.status_code, media_type=JSON)
+        # Keeps Starlette's headers, such as the Allow of a 405.
+        return Response(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers,
+                        media_type=JSON)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
@@ -57,6 +64,7 @@ def create_app(inference: Inference | None = None) -> FastAPI:
 
     @app.get("/health", response_model=Health)
     async def health() -> dict[str, Any]:
+        assert engine is not None
         return {"status": "ok", "framework": FRAMEWORK, "models": engine.models}
 
     @app.post(
@@ -72,6 +80,7 @@ def create_app(inference: Inference | None = None) -> FastAPI:
         body = await _read_limited(request)
         if body is None:
             return Response(error_body(413, f"body exceeds {MAX_BODY_BYTES} bytes"), 413, media_type=JSON)
+        assert engine is not None
         result = engine.handle(model, body, request.headers.get("content-type"))
         headers = {"Server-Timing": server_timing(result.server_ms)} if result.server_ms is not None else None
         return Response(result.body, result.status, headers=headers, media_type=JSON)
@@ -87,3 +96,8 @@ def create_app(inference: Inference | None = None) -> FastAPI:
 
     app.openapi = contract_openapi  # type: ignore[method-assign]
     return app
+
+
+def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
+    """The contract's OpenAPI document, for a server that serves `models` (default: all four)."""
+    return restrict_models(create_app(load_models=False).openapi(), models or list(MODELS))

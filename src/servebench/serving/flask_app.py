@@ -11,18 +11,23 @@ from servebench.contract import MAX_BODY_BYTES
 from servebench.serving.inference import Inference, error_body, server_timing
 
 JSON = "application/json"
+CHUNK = 1 << 16
+DRAIN_LIMIT = 16 * MAX_BODY_BYTES
 
 
 def create_app(inference: Inference | None = None, framework: str = "flask") -> Flask:
     engine = inference or Inference.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         message = "body exceeds 1048576 bytes" if status == 413 else (exc.description or exc.name)
-        return Response(error_body(status, message.split("\n")[0]), status, mimetype=JSON)
+        response = Response(error_body(status, message.split("\n")[0]), status, mimetype=JSON)
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value  # the Allow of a 405, for instance
+        return response
 
     @app.get("/health")
     def health() -> Response:
@@ -31,7 +36,9 @@ def create_app(inference: Inference | None = None, framework: str = "flask") -> 
 
     @app.post("/predict/<model>")
     def predict(model: str) -> Response:
-        body = request.get_data(cache=False)
+        body = _read_limited()
+        if body is None:
+            return Response(error_body(413, f"body exceeds {MAX_BODY_BYTES} bytes"), 413, mimetype=JSON)
         result = engine.handle(model, body, request.headers.get("Content-Type"))
         response = Response(result.body, result.status, mimetype=JSON)
         if result.server_ms is not None:
@@ -39,6 +46,23 @@ def create_app(inference: Inference | None = None, framework: str = "flask") -> 
         return response
 
     return app
+
+
+def _read_limited() -> bytes | None:
+    """The body, or None past the limit. An oversized body is still read (up to DRAIN_LIMIT) and
+    dropped: closing a socket with unread data resets it, and the client would never see the 413."""
+    declared = request.content_length
+    if declared is not None and declared > DRAIN_LIMIT:
+        return None
+    stream, chunks, size = request.stream, [], 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            while size <= DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
+                size += len(chunk)
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_dev_app() -> Flask:

@@ -11,6 +11,7 @@ Runtime choices, for single-request latency on the one core a server is given:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -41,10 +42,9 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 def configure_threads() -> None:
     torch.set_num_threads(1)
-    try:
+    # Raises once earlier torch work in this process fixed the count; one thread either way.
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass  # already fixed by earlier torch work in this process; one thread either way
 
 
 def onnx_session_options() -> ort.SessionOptions:

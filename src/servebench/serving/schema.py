@@ -78,20 +78,14 @@ def predict_openapi_extra() -> dict[str, Any]:
                     "schema": {"type": "string", "pattern": r"^app;dur=[0-9.]+$"},
                 }
             },
-            "content": {
-                "application/json": {
-                    "schema": {"anyOf": [_ref("Prediction"), _ref("BatchPrediction")]}
-                }
-            },
+            "content": {"application/json": {"schema": {"anyOf": [_ref("Prediction"), _ref("BatchPrediction")]}}},
         }
     }
     responses.update({str(code): {"description": text, "content": error} for code, text in ERRORS.items()})
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {"schema": {"anyOf": [_ref("Passenger"), _ref("Batch")]}}
-            },
+            "content": {"application/json": {"schema": {"anyOf": [_ref("Passenger"), _ref("Batch")]}}},
         },
         "responses": responses,
     }
@@ -113,4 +107,3 @@ def restrict_models(openapi: dict[str, Any], models: list[str]) -> dict[str, Any
         if parameter["name"] == "model":
             parameter["schema"]["enum"] = sorted(models)
     return openapi
-
