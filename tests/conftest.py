@@ -28,7 +28,7 @@ from servebench.training import (
     torch_probabilities,
     train_lightgbm,
     train_pytorch,
-)  # fmt: skip
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON_SERVERS = ("fastapi", "flask", "flask-dev")
@@ -61,8 +61,15 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> di
     }
     onnx = {name: onnx_probabilities(onnx_session(path), data.x_valid) for name, path in exported.items()}
     write_reference(data.valid, {**native, **onnx}, models / "reference.jsonl")
-    return {"out": out, "models": models, "data": data, "native": native, "onnx": onnx,
-            "torch": torch_result, "booster": booster}  # fmt: skip
+    return {
+        "out": out,
+        "models": models,
+        "data": data,
+        "native": native,
+        "onnx": onnx,
+        "torch": torch_result,
+        "booster": booster,
+    }
 
 
 class Server:

@@ -90,7 +90,16 @@ def test_a_client_that_lies_about_its_length_is_dropped_not_fatal(server: Server
     """Content-Length larger than what arrives, then the client hangs up: the server survives."""
     parts = urlsplit(server.base_url)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
-        sock.sendall(b"POST /predict/pytorch_onnx HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 500\r\n\r\n" + OK.encode()[:10])  # fmt: skip
-    assert httpx.post(server.url("/predict/pytorch_onnx"), content=OK.encode(),
-                      headers={"Content-Type": "application/json"}, timeout=30).status_code == 200  # fmt: skip
+        sock.sendall(
+            b"POST /predict/pytorch_onnx HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 500\r\n\r\n" + OK.encode()[:10]
+        )
+    assert (
+        httpx.post(
+            server.url("/predict/pytorch_onnx"),
+            content=OK.encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        ).status_code
+        == 200
+    )

@@ -37,8 +37,9 @@ def test_environment_yml_lists_the_same_pins() -> None:
 
 def test_lock_pins_the_same_versions() -> None:
     lock = dict(
-        line.split("==", 1) for line in (ROOT / "requirements.lock").read_text().splitlines()
+        line.split("==", 1)
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
         if "==" in line and not line.startswith(" ")
-    )  # fmt: skip
+    )
     for name, version in pyproject_pins().items():
         assert lock.get(name) == version, name

@@ -28,7 +28,19 @@ def test_reference_rows_are_client_payloads(artifacts: dict[str, Any]) -> None:
     lines = (artifacts["models"] / "reference.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     assert len(rows) == len(artifacts["data"].valid)
-    assert set(rows[0]) == {"PassengerId", "Survived", "Pclass", "Sex", "Age", "SibSp", "Parch", "Fare",
-                            "pytorch", "lightgbm", "pytorch_onnx", "lightgbm_onnx"}  # fmt: skip
+    assert set(rows[0]) == {
+        "PassengerId",
+        "Survived",
+        "Pclass",
+        "Sex",
+        "Age",
+        "SibSp",
+        "Parch",
+        "Fare",
+        "pytorch",
+        "lightgbm",
+        "pytorch_onnx",
+        "lightgbm_onnx",
+    }
     assert any(r["Age"] is None for r in rows) and {r["Sex"] for r in rows} == {"male", "female"}
     assert all(isinstance(r["Pclass"], int) for r in rows)

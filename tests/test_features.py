@@ -12,8 +12,14 @@ from servebench.features import FEATURES, Preprocessor
 
 
 def frame(**overrides: list) -> pd.DataFrame:
-    base = {"Pclass": [1, 3, 2, 3], "Sex": ["female", "male", "male", "female"], "Age": [30.0, None, 20.0, 40.0],
-            "SibSp": [0, 1, 0, 2], "Parch": [0, 0, 1, 0], "Fare": [80.0, 7.25, 13.0, 20.0]}  # fmt: skip
+    base = {
+        "Pclass": [1, 3, 2, 3],
+        "Sex": ["female", "male", "male", "female"],
+        "Age": [30.0, None, 20.0, 40.0],
+        "SibSp": [0, 1, 0, 2],
+        "Parch": [0, 0, 1, 0],
+        "Fare": [80.0, 7.25, 13.0, 20.0],
+    }
     base.update(overrides)
     return pd.DataFrame(base)
 
@@ -60,9 +66,12 @@ def test_json_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"format_version": 2}, "format_version"), ({"features": ["Sex", "Pclass"]}, "features"),
-     ({"scale": [1, 1, 0, 1, 1, 1]}, "positive")],
-)  # fmt: skip
+    [
+        ({"format_version": 2}, "format_version"),
+        ({"features": ["Sex", "Pclass"]}, "features"),
+        ({"scale": [1, 1, 0, 1, 1, 1]}, "positive"),
+    ],
+)
 def test_bad_preprocess_file_is_named(tmp_path: Path, change: dict, message: str) -> None:
     doc = Preprocessor.fit(frame()).to_json() | change
     path = tmp_path / "preprocess.json"

@@ -25,10 +25,30 @@ def test_schemathesis(server: Server, tmp_path: Path) -> None:
     schema.write_text(json.dumps(openapi_document(Matrix.load().frameworks[server.framework]["models"])))
     cli = Path(sys.executable).with_name("schemathesis")
     run = subprocess.run(
-        [str(cli), "run", str(schema), "--url", server.base_url, "--checks", "all",
-         "--max-examples", str(MAX_EXAMPLES), "--seed", "20261125", "--workers", "1",
-         "--request-timeout", "10", "--generation-database", "none", "--no-color"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            str(cli),
+            "run",
+            str(schema),
+            "--url",
+            server.base_url,
+            "--checks",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--seed",
+            "20261125",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout

@@ -16,8 +16,19 @@ from servebench.bench.measure import decomposition, sequential_summary
 
 
 def sequential_frame(n: int = 20, fail: int = 2) -> pd.DataFrame:
-    rows = [{"phase": "predict", "i": i, "measured": i >= 5, "status": 200, "ok": True, "latency_ms": 1.0 + i / 100,
-             "server_ms": 0.2, "error": ""} for i in range(n)]  # fmt: skip
+    rows = [
+        {
+            "phase": "predict",
+            "i": i,
+            "measured": i >= 5,
+            "status": 200,
+            "ok": True,
+            "latency_ms": 1.0 + i / 100,
+            "server_ms": 0.2,
+            "error": "",
+        }
+        for i in range(n)
+    ]
     for row in rows[len(rows) - fail :]:
         row.update(status=0, ok=False, latency_ms=5000.0, error="ConnectError")
     return pd.DataFrame(rows)
@@ -45,10 +56,21 @@ def test_decomposition_adds_up() -> None:
 
 
 def test_write_and_read_back(tmp_path: Path) -> None:
-    load = pd.DataFrame({"mode": ["closed"], "concurrency": [4], "target_rate": [0.0], "latency_ms": [1.0],
-                         "code": [200], "ok": [True], "error": [""], "sent_s": [0.0]})  # fmt: skip
-    path = results.write(tmp_path, "fastapi__pytorch", summary(parity={"max_abs_diff": float("nan")}),
-                         sequential_frame(), load)  # fmt: skip
+    load = pd.DataFrame(
+        {
+            "mode": ["closed"],
+            "concurrency": [4],
+            "target_rate": [0.0],
+            "latency_ms": [1.0],
+            "code": [200],
+            "ok": [True],
+            "error": [""],
+            "sent_s": [0.0],
+        }
+    )
+    path = results.write(
+        tmp_path, "fastapi__pytorch", summary(parity={"max_abs_diff": float("nan")}), sequential_frame(), load
+    )
     doc = json.loads(path.read_text())
     assert doc["parity"]["max_abs_diff"] is None  # NaN is written as null, never as invalid JSON
     assert set(results.SUMMARY_FIELDS) <= set(doc)
@@ -68,12 +90,20 @@ def test_summary_schema_is_enforced(tmp_path: Path) -> None:
 
 
 def test_load_summary_separates_errors() -> None:
-    encoded = "\n".join(json.dumps(r) for r in [
-        {"code": 200, "latency": 1_000_000, "timestamp": "2026-01-01T00:00:00.000Z", "error": ""},
-        {"code": 200, "latency": 3_000_000, "timestamp": "2026-01-01T00:00:00.500Z", "error": ""},
-        {"code": 0, "latency": 30_000_000_000, "timestamp": "2026-01-01T00:00:00.600Z", "error": "connection refused"},
-        {"code": 503, "latency": 2_000_000, "timestamp": "2026-01-01T00:00:00.700Z", "error": "503"},
-    ])  # fmt: skip
+    encoded = "\n".join(
+        json.dumps(r)
+        for r in [
+            {"code": 200, "latency": 1_000_000, "timestamp": "2026-01-01T00:00:00.000Z", "error": ""},
+            {"code": 200, "latency": 3_000_000, "timestamp": "2026-01-01T00:00:00.500Z", "error": ""},
+            {
+                "code": 0,
+                "latency": 30_000_000_000,
+                "timestamp": "2026-01-01T00:00:00.600Z",
+                "error": "connection refused",
+            },
+            {"code": 503, "latency": 2_000_000, "timestamp": "2026-01-01T00:00:00.700Z", "error": "503"},
+        ]
+    )
     s = summarize_attack(Attack("closed", 1.0, concurrency=2), _frame(encoded))
     assert s["requests"] == 4 and s["ok"] == 2 and s["errors"] == 2 and s["server_errors"] == 1
     assert s["max_ms"] == 3.0  # the 30 s failure is not a latency

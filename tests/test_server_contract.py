@@ -17,8 +17,9 @@ TIMING = re.compile(r"^app;dur=\d+(\.\d+)?$")
 pytestmark = pytest.mark.servers
 
 
-def post(server: Server, body: bytes | str, content_type: str | None = "application/json",
-         model: str = "pytorch_onnx") -> httpx.Response:  # fmt: skip
+def post(
+    server: Server, body: bytes | str, content_type: str | None = "application/json", model: str = "pytorch_onnx"
+) -> httpx.Response:
     headers = {"Content-Type": content_type} if content_type else {}
     data = body.encode() if isinstance(body, str) else body
     return httpx.post(server.url(f"/predict/{model}"), content=data, headers=headers, timeout=30)

@@ -35,5 +35,8 @@ def test_endpoint_parity(framework: str, model: str, servers: ServerPool, artifa
 
 def test_health_names_framework_and_models(server: Server) -> None:
     health = httpx.get(server.url("/health")).json()
-    assert health == {"status": "ok", "framework": server.framework,
-                      "models": sorted(MATRIX.frameworks[server.framework]["models"])}  # fmt: skip
+    assert health == {
+        "status": "ok",
+        "framework": server.framework,
+        "models": sorted(MATRIX.frameworks[server.framework]["models"]),
+    }

@@ -16,7 +16,7 @@ from servebench.training import (
     torch_probabilities,
     train_lightgbm,
     train_pytorch,
-)  # fmt: skip
+)
 
 
 def test_training_on_a_small_sample_is_quick(artifacts: dict[str, Any]) -> None:
@@ -57,6 +57,10 @@ def test_float32_thresholds_keep_predictions_on_float32_inputs(artifacts: dict[s
     rounded = lgb.Booster(model_str=float32_thresholds(booster.model_to_string()))
     x = np.concatenate([data.x_train, data.x_valid])
     assert np.array_equal(booster.predict(x), rounded.predict(x))
-    thresholds = [float(v) for line in rounded.model_to_string().splitlines() if line.startswith("threshold=")
-                  for v in line.removeprefix("threshold=").split()]  # fmt: skip
+    thresholds = [
+        float(v)
+        for line in rounded.model_to_string().splitlines()
+        if line.startswith("threshold=")
+        for v in line.removeprefix("threshold=").split()
+    ]
     assert all(float(np.float32(t)) == t for t in thresholds)

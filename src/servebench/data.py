@@ -13,9 +13,19 @@ from sklearn.model_selection import train_test_split
 from servebench.paths import PROJECT_ROOT
 
 COLUMNS = (
-    "PassengerId", "Survived", "Pclass", "Name", "Sex", "Age",
-    "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked",
-)  # fmt: skip
+    "PassengerId",
+    "Survived",
+    "Pclass",
+    "Name",
+    "Sex",
+    "Age",
+    "SibSp",
+    "Parch",
+    "Ticket",
+    "Fare",
+    "Cabin",
+    "Embarked",
+)
 NUMERIC = ("PassengerId", "Survived", "Pclass", "Age", "SibSp", "Parch", "Fare")
 ENV_VAR = "TITANIC_CSV"
 LOCAL_COPY = PROJECT_ROOT / "data" / "titanic" / "train.csv"

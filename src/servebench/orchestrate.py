@@ -41,9 +41,13 @@ def run_notebook(name: str, out: Path, parameters: dict[str, Any], suffix: str =
         raise StepFailed(f"{name}: parameters {sorted(unknown)} are not declared in its parameters cell")
     try:
         pm.execute_notebook(
-            str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
-            progress_bar=False, kernel_name="python3",
-        )  # fmt: skip
+            str(source),
+            str(target),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+            kernel_name="python3",
+        )
     except pm.PapermillExecutionError as exc:
         raise StepFailed(
             f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n  see the executed notebook {target}"
@@ -79,24 +83,24 @@ def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dic
                 startup_seconds=float(server["startup_seconds"]),
                 server_cpus=str(server["cpus"]),
             )
+            failure = None
             try:
                 run_notebook("04_benchmark", out, params, suffix=f"__{combo.key}")
             except StepFailed as exc:
-                died = not alive(int(server["pid"]))
-                reason = ("the server died during the benchmark; " if died else "") + str(exc)
-                raise StepFailed(reason + "\n  server log tail:\n" + log_tail(server["log"])) from None
+                failure = str(exc)
+            # A server that died is a failed run, whatever the notebook made of its silence.
             if not alive(int(server["pid"])):
-                raise StepFailed("the server died during the benchmark\n" + log_tail(server["log"]))
-        summary = json.loads((results_dir(out) / f"{combo.key}.summary.json").read_text())
-        record["status"] = summary.get("status", "ok")
-        record["reason"] = summary.get("reason", "")
-    except (StepFailed, ServerError) as exc:
+                raise StepFailed("the server died during the benchmark; its log ends:\n" + log_tail(server["log"]))
         summary_path = results_dir(out) / f"{combo.key}.summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
         if summary.get("status") == "incorrect":
             record.update(status="incorrect", reason=summary.get("reason", ""))
+        elif failure:
+            raise StepFailed(failure + "\n  server log tail:\n" + log_tail(server["log"]))
         else:
-            record.update(status="failed", reason=str(exc))
+            record.update(status=summary.get("status", "ok"), reason=summary.get("reason", ""))
+    except (StepFailed, ServerError) as exc:
+        record.update(status="failed", reason=str(exc))
     record["seconds"] = round(time.time() - started, 1)
     return record
 
@@ -127,7 +131,8 @@ def soak(profile: dict[str, Any], out: Path, frameworks: list[str]) -> None:
         say(f"== [{i}/{len(frameworks)}] soak {framework}: concurrency {level} for {seconds}s")
         try:
             with running_server(framework, out) as server:
-                results.append(run_soak(framework, server, settings["concurrency"], settings["duration_s"]))
+                reference = out / "models" / "reference.jsonl"
+                results.append(run_soak(framework, server, level, seconds, reference))
         except ServerError as exc:
             results.append({"framework": framework, "status": "failed", "reason": str(exc)})
         say(f"   {results[-1].get('status')}")

@@ -94,9 +94,15 @@ def train_pytorch(
             break
     model.load_state_dict(best_state)
     model.eval()
-    config = {"hidden": hidden, "learning_rate": learning_rate, "batch_size": batch_size,
-              "max_epochs": max_epochs, "patience": patience, "weight_decay": weight_decay,
-              "seed": seed}  # fmt: skip
+    config = {
+        "hidden": hidden,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "weight_decay": weight_decay,
+        "seed": seed,
+    }
     return TorchResult(model, pd.DataFrame(rows), best_epoch, config)
 
 

@@ -12,8 +12,21 @@ from typing import Any
 from servebench.bench.load import vegeta_version
 from servebench.paths import PROJECT_ROOT
 
-PACKAGES = ("fastapi", "uvicorn", "flask", "gunicorn", "werkzeug", "httpx", "torch", "lightgbm",
-            "onnxruntime", "onnx", "numpy", "pandas", "papermill")  # fmt: skip
+PACKAGES = (
+    "fastapi",
+    "uvicorn",
+    "flask",
+    "gunicorn",
+    "werkzeug",
+    "httpx",
+    "torch",
+    "lightgbm",
+    "onnxruntime",
+    "onnx",
+    "numpy",
+    "pandas",
+    "papermill",
+)
 CRATES = ("axum", "tokio", "ort", "tract-onnx", "serde_json")
 
 
@@ -40,8 +53,10 @@ def git_commit() -> str:
     try:
         return subprocess.run(
             ["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

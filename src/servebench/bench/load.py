@@ -75,8 +75,15 @@ class Attack:
 def run_attack(attack: Attack, targets: Path, cpus: str | None = None, timeout_s: float = 30.0) -> pd.DataFrame:
     """One vegeta run; a row per request: latency_ms, code, ok, error, sent_s (from the start)."""
     vegeta = str(vegeta_path())
-    cmd = [vegeta, "attack", "-format=json", f"-targets={targets}", f"-duration={attack.duration_s}s",
-           f"-timeout={timeout_s}s", "-keepalive=true"]  # fmt: skip
+    cmd = [
+        vegeta,
+        "attack",
+        "-format=json",
+        f"-targets={targets}",
+        f"-duration={attack.duration_s}s",
+        f"-timeout={timeout_s}s",
+        "-keepalive=true",
+    ]
     if attack.mode == "closed":
         c = attack.concurrency
         cmd += ["-rate=0", f"-workers={c}", f"-max-workers={c}", f"-connections={c}"]
@@ -87,8 +94,9 @@ def run_attack(attack: Attack, targets: Path, cpus: str | None = None, timeout_s
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "results.bin"
         with raw.open("wb") as sink:
-            done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, text=True,
-                                  timeout=attack.duration_s + timeout_s + 30)  # fmt: skip
+            done = subprocess.run(
+                cmd, stdout=sink, stderr=subprocess.PIPE, text=True, timeout=attack.duration_s + timeout_s + 30
+            )
         if done.returncode != 0:
             raise RuntimeError(f"vegeta attack failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         encoded = subprocess.run(

@@ -18,8 +18,21 @@ from typing import Any
 
 import pandas as pd
 
-SUMMARY_FIELDS = ("framework", "model", "status", "reason", "parity", "sequential", "health",
-                  "server_time", "decomposition", "load", "cost", "settings", "environment")  # fmt: skip
+SUMMARY_FIELDS = (
+    "framework",
+    "model",
+    "status",
+    "reason",
+    "parity",
+    "sequential",
+    "health",
+    "server_time",
+    "decomposition",
+    "load",
+    "cost",
+    "settings",
+    "environment",
+)
 STATUSES = ("ok", "incorrect", "failed")
 SEQUENTIAL_COLUMNS = ("phase", "i", "measured", "status", "ok", "latency_ms", "server_ms", "error")
 LOAD_COLUMNS = ("mode", "concurrency", "target_rate", "latency_ms", "code", "ok", "error", "sent_s")

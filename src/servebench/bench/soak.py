@@ -11,16 +11,17 @@ from servebench.bench.client import payloads, read_reference
 from servebench.bench.load import Attack, client_cpus, run_attack, summarize_attack, write_targets
 from servebench.bench.resources import rss_bytes
 from servebench.config import Matrix
-from servebench.paths import models_dir, out_dir
 
 WARMUP_S = 3.0
 
 
-def run_soak(framework: str, server: dict[str, Any], concurrency: int, duration_s: float) -> dict[str, Any]:
+def run_soak(
+    framework: str, server: dict[str, Any], concurrency: int, duration_s: float, reference: Path
+) -> dict[str, Any]:
     """Warm up at the same concurrency, then hold it; every request and its status is counted."""
     model = Matrix.load().frameworks[framework]["models"][-1]
     url = f"{server['base_url']}/predict/{model}"
-    rows = read_reference(models_dir(out_dir()) / "reference.jsonl")
+    rows = read_reference(reference)
     cpus = client_cpus(str(server.get("cpus") or "") or None)
     pid = int(server["pid"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,6 +36,7 @@ def run_soak(framework: str, server: dict[str, Any], concurrency: int, duration_
     ok = summary["errors"] == 0 and summary["server_errors"] == 0 and growth <= 10.0
     return {
         "framework": framework,
+        "concurrency": concurrency,
         "model": model,
         "status": "ok" if ok else "failed",
         "reason": "" if ok else f"errors {summary['errors']}, 5xx {summary['server_errors']}, RSS growth {growth:.1f}%",

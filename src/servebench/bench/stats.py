@@ -51,7 +51,9 @@ def summarize(latencies_ms: np.ndarray, resamples: int = 2000, seed: int = 0) ->
     }
     out.update({name: float(np.percentile(x, q)) for name, q in PERCENTILES.items()})
     out.update(
-        mean_ci_low=mean_ci[0], mean_ci_high=mean_ci[1],
-        median_ci_low=median_ci[0], median_ci_high=median_ci[1],
-    )  # fmt: skip
+        mean_ci_low=mean_ci[0],
+        mean_ci_high=mean_ci[1],
+        median_ci_low=median_ci[0],
+        median_ci_high=median_ci[1],
+    )
     return out

@@ -83,8 +83,13 @@ def load_curves(data: ReportData) -> Figure:
         closed = pd.DataFrame([x for x in s["load"] if x["mode"] == "closed"])
         if closed.empty:
             continue
-        kw = {"color": colors[s["framework"]], "linestyle": styles.get(s["model"], "-"), "marker": "o", "markersize": 3,
-              "label": f"{data.matrix.label(s['framework'])} · {s['model']}"}  # fmt: skip
+        kw = {
+            "color": colors[s["framework"]],
+            "linestyle": styles.get(s["model"], "-"),
+            "marker": "o",
+            "markersize": 3,
+            "label": f"{data.matrix.label(s['framework'])} · {s['model']}",
+        }
         left.plot(closed["concurrency"], closed["rps"], **kw)
         right.plot(closed["concurrency"], closed["p99_ms"], **kw)
     for ax in (left, right):

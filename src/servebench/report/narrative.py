@@ -13,8 +13,10 @@ def summary_lines(data: ReportData) -> list[str]:
     for model, entries in by_model.items():
         best = min(entries, key=lambda s: s["sequential"]["p50"])
         fastapi = next((s for s in entries if s["framework"] == "fastapi"), None)
-        text = (f"**{data.matrix.models[model]}**: fastest median is {data.matrix.label(best['framework'])} at "
-                f"{best['sequential']['p50']:.3f} ms")  # fmt: skip
+        text = (
+            f"**{data.matrix.models[model]}**: fastest median is {data.matrix.label(best['framework'])} at "
+            f"{best['sequential']['p50']:.3f} ms"
+        )
         if fastapi and fastapi is not best:
             ratio = fastapi["sequential"]["p50"] / best["sequential"]["p50"]
             text += f", {ratio:.2f}× faster than FastAPI ({fastapi['sequential']['p50']:.3f} ms)"
@@ -31,8 +33,11 @@ def summary_lines(data: ReportData) -> list[str]:
         )
     bad = [r for r in data.runs if r["status"] != "ok"]
     if bad:
-        lines.append(f"{len(bad)} combination(s) did not pass and are shown below with the reason: "
-                     + ", ".join(f"{r['framework']} × {r['model']} ({r['status']})" for r in bad) + ".")  # fmt: skip
+        lines.append(
+            f"{len(bad)} combination(s) did not pass and are shown below with the reason: "
+            + ", ".join(f"{r['framework']} × {r['model']} ({r['status']})" for r in bad)
+            + "."
+        )
     else:
         lines.append(
             f"All {len(data.runs)} combinations returned the native model's probabilities and were benchmarked."

@@ -11,10 +11,21 @@ from servebench.report.data import ReportData
 
 ORIGINAL = ["avg", "min", "max", "total", "variance"]
 ADDED = ["p50", "p90", "p99", "p99_9", "std", "mean_ci_low", "mean_ci_high", "n"]
-NAMES = {"avg": "Avg (ms)", "min": "Min (ms)", "max": "Max (ms)", "total": "Total (ms)",
-         "variance": "Variance (ms²)", "p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9",
-         "std": "Std", "mean_ci_low": "Avg 95% CI low", "mean_ci_high": "Avg 95% CI high",
-         "n": "Requests"}  # fmt: skip
+NAMES = {
+    "avg": "Avg (ms)",
+    "min": "Min (ms)",
+    "max": "Max (ms)",
+    "total": "Total (ms)",
+    "variance": "Variance (ms²)",
+    "p50": "p50",
+    "p90": "p90",
+    "p99": "p99",
+    "p99_9": "p99.9",
+    "std": "Std",
+    "mean_ci_low": "Avg 95% CI low",
+    "mean_ci_high": "Avg 95% CI high",
+    "n": "Requests",
+}
 
 
 def endpoint_table(data: ReportData) -> pd.DataFrame:
@@ -37,20 +48,24 @@ def framework_table(data: ReportData) -> pd.DataFrame:
     ok_keys = {(s["framework"], s["model"]) for s in data.ok}
     good = good[[(f, m) in ok_keys for f, m in zip(good["framework"], good["model"], strict=True)]]
     grouped = good.groupby("framework")["latency_ms"]
-    table = pd.DataFrame({
-        "Avg (ms)": grouped.mean(),
-        "p50": grouped.median(),
-        "p99": grouped.quantile(0.99),
-        "Models": good.groupby("framework")["model"].nunique(),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "Avg (ms)": grouped.mean(),
+            "p50": grouped.median(),
+            "p99": grouped.quantile(0.99),
+            "Models": good.groupby("framework")["model"].nunique(),
+        }
+    )
     table.index = [data.matrix.label(f) for f in table.index]
     return table.sort_values("Avg (ms)")
 
 
 def model_table(data: ReportData, stat: str = "avg") -> pd.DataFrame:
     """Model × framework, one statistic."""
-    rows = [{"Model": s["model"], "Framework": data.matrix.label(s["framework"]), stat: s["sequential"].get(stat)}
-            for s in data.ok]  # fmt: skip
+    rows = [
+        {"Model": s["model"], "Framework": data.matrix.label(s["framework"]), stat: s["sequential"].get(stat)}
+        for s in data.ok
+    ]
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).pivot(index="Model", columns="Framework", values=stat)
@@ -60,12 +75,17 @@ def parity_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for s in data.summaries:
         p = s.get("parity") or {}
-        rows.append({
-            "Framework": data.matrix.label(s["framework"]), "Model": s["model"],
-            "Rows checked": p.get("rows"), "Largest |Δp|": p.get("max_abs_diff"),
-            "Batch vs single |Δp|": p.get("batch_max_abs_diff"), "Label mismatches": p.get("label_mismatches"),
-            "Status": "correct" if s["status"] == "ok" else s["status"].upper(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "Framework": data.matrix.label(s["framework"]),
+                "Model": s["model"],
+                "Rows checked": p.get("rows"),
+                "Largest |Δp|": p.get("max_abs_diff"),
+                "Batch vs single |Δp|": p.get("batch_max_abs_diff"),
+                "Label mismatches": p.get("label_mismatches"),
+                "Status": "correct" if s["status"] == "ok" else s["status"].upper(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -73,12 +93,20 @@ def load_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for s in data.ok:
         for level in s["load"]:
-            rows.append({
-                "Framework": data.matrix.label(s["framework"]), "Model": s["model"], "Mode": level["mode"],
-                "Concurrency": level["concurrency"] or None, "Target rate (req/s)": level["target_rate"] or None,
-                "Requests": level["requests"], "Errors": level["errors"], "Req/s": level["rps"],
-                "p50 (ms)": level["p50_ms"], "p99 (ms)": level["p99_ms"],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "Framework": data.matrix.label(s["framework"]),
+                    "Model": s["model"],
+                    "Mode": level["mode"],
+                    "Concurrency": level["concurrency"] or None,
+                    "Target rate (req/s)": level["target_rate"] or None,
+                    "Requests": level["requests"],
+                    "Errors": level["errors"],
+                    "Req/s": level["rps"],
+                    "p50 (ms)": level["p50_ms"],
+                    "p99 (ms)": level["p99_ms"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -86,11 +114,15 @@ def cost_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for s in data.ok:
         c = s.get("cost") or {}
-        rows.append({
-            "Framework": data.matrix.label(s["framework"]), "Model": s["model"],
-            "Peak RSS (MiB)": c.get("peak_rss_mb"), "CPU s / 1000 req": c.get("cpu_s_per_1000"),
-            "Start-up (s)": c.get("startup_s"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "Framework": data.matrix.label(s["framework"]),
+                "Model": s["model"],
+                "Peak RSS (MiB)": c.get("peak_rss_mb"),
+                "CPU s / 1000 req": c.get("cpu_s_per_1000"),
+                "Start-up (s)": c.get("startup_s"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -98,28 +130,55 @@ def runs_table(data: ReportData) -> pd.DataFrame:
     """How each combination's run ended; `ok` reads `correct`, like the parity table."""
     columns = ["Framework", "Model", "Status", "Seconds", "Reason"]
     return pd.DataFrame(
-        [[data.matrix.label(r["framework"]), r["model"], "correct" if r["status"] == "ok" else r["status"].upper(),
-          r.get("seconds"), r.get("reason", "")] for r in data.runs],
+        [
+            [
+                data.matrix.label(r["framework"]),
+                r["model"],
+                "correct" if r["status"] == "ok" else r["status"].upper(),
+                r.get("seconds"),
+                r.get("reason", ""),
+            ]
+            for r in data.runs
+        ],
         columns=columns,
-    )  # fmt: skip
+    )
 
 
 def metrics_table(data: ReportData) -> pd.DataFrame:
-    return pd.DataFrame({
-        name: {"accuracy": m["accuracy"], "F1": m["f1"], "ROC AUC": m["roc_auc"], "validation rows": m["n_validation"]}
-        for name, m in data.metrics.items()
-    }).T  # fmt: skip
+    return pd.DataFrame(
+        {
+            name: {
+                "accuracy": m["accuracy"],
+                "F1": m["f1"],
+                "ROC AUC": m["roc_auc"],
+                "validation rows": m["n_validation"],
+            }
+            for name, m in data.metrics.items()
+        }
+    ).T
 
 
 def soak_table(data: ReportData) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"Framework": s["framework"], "Status": s.get("status"), "Concurrency": s.get("concurrency"),
-         "Seconds": s.get("duration_s"), "Requests": s.get("requests"), "Errors": s.get("errors"),
-         "5xx": s.get("server_errors"), "Req/s": s.get("rps"), "p99 (ms)": s.get("p99_ms"),
-         "RSS after warm-up (MiB)": s.get("rss_warm_mb"), "RSS after run (MiB)": s.get("rss_after_mb"),
-         "RSS growth (%)": s.get("rss_growth_pct"), "Reason": s.get("reason", "")}
-        for s in data.soak
-    ])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "Framework": s["framework"],
+                "Status": s.get("status"),
+                "Concurrency": s.get("concurrency"),
+                "Seconds": s.get("duration_s"),
+                "Requests": s.get("requests"),
+                "Errors": s.get("errors"),
+                "5xx": s.get("server_errors"),
+                "Req/s": s.get("rps"),
+                "p99 (ms)": s.get("p99_ms"),
+                "RSS after warm-up (MiB)": s.get("rss_warm_mb"),
+                "RSS after run (MiB)": s.get("rss_after_mb"),
+                "RSS growth (%)": s.get("rss_growth_pct"),
+                "Reason": s.get("reason", ""),
+            }
+            for s in data.soak
+        ]
+    )
 
 
 def highlight_incorrect(table: pd.DataFrame) -> Any:

@@ -55,8 +55,9 @@ def create_app(inference: Inference | None = None, load_models: bool = True) -> 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
         # Keeps Starlette's headers, such as the Allow of a 405.
-        return Response(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers,
-                        media_type=JSON)  # fmt: skip
+        return Response(
+            error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers, media_type=JSON
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:

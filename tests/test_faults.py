@@ -1,0 +1,148 @@
+"""Faults in the harness: a server killed mid-benchmark, a busy port, missing or corrupt model
+artifacts, and run_all.sh interrupted; each is reported clearly and leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from servebench.config import Combination, load_profile
+from servebench.orchestrate import benchmark
+from servebench.servers import ServerError, alive, free_port, start_server, stop_server
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.servers
+
+
+def private_out(artifacts: dict[str, Any], tmp_path: Path) -> Path:
+    """An outputs folder of its own, with a copy of the test models."""
+    out = tmp_path / "out"
+    shutil.copytree(artifacts["models"], out / "models")
+    return out
+
+
+def fast_profile() -> dict[str, Any]:
+    profile = load_profile(ROOT / "params" / "quick.yaml")
+    profile["notebooks"]["04_benchmark"].update(
+        n_requests=50, warmup=10, concurrency=[1, 4], load_duration_s=1, open_loop_duration_s=1, bootstrap_resamples=50
+    )
+    return profile
+
+
+def test_server_killed_mid_benchmark_is_reported_and_the_run_goes_on(artifacts: dict[str, Any], tmp_path: Path) -> None:
+    out = private_out(artifacts, tmp_path)
+    pidfile = out / "run" / "fastapi.pid"
+
+    def kill_when_up() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if pidfile.is_file() and pidfile.read_text().strip():
+                time.sleep(3)  # into the benchmark notebook
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_when_up, daemon=True)
+    killer.start()
+    records = benchmark(
+        fast_profile(), out, [Combination("fastapi", "pytorch"), Combination("rust-tract", "pytorch_onnx")]
+    )
+    killer.join()
+    assert records[0]["status"] == "failed" and "server died" in records[0]["reason"]
+    assert records[1]["status"] == "ok", records[1]
+    assert (out / "results" / "rust-tract__pytorch_onnx.summary.json").is_file()
+
+
+def test_busy_port_is_a_clear_error(artifacts: dict[str, Any], tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        run = subprocess.run(
+            [str(ROOT / "servers" / "start.sh"), "rust-tract", str(port)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SERVEBENCH_OUT": str(tmp_path), "SERVEBENCH_MODELS_DIR": str(artifacts["models"])},
+        )
+    assert run.returncode != 0 and f"port {port}" in run.stderr and "in use" in run.stderr
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask", "flask-dev", "rust-ort", "rust-tract"])
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+@pytest.mark.parametrize("file", ["lightgbm.onnx", "preprocess.json"])
+def test_bad_artifact_stops_the_server_at_start_up(
+    artifacts: dict[str, Any], tmp_path: Path, framework: str, damage: str, file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = private_out(artifacts, tmp_path)
+    target = out / "models" / file
+    if damage == "missing":
+        target.unlink()
+    else:
+        target.write_bytes(b"\x00not a model\xff" * 10)
+    monkeypatch.setenv("SERVEBENCH_MODELS_DIR", str(out / "models"))
+    with pytest.raises(ServerError) as err:
+        start_server(framework, out)
+    assert file in str(err.value)
+    assert not (out / "run" / f"{framework}.pid").exists()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if text in cmdline or text.encode() in environ:
+                found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGINT to the process group (Ctrl-C)", "SIGTERM to run_all.sh"])
+def test_interrupted_run_all_leaves_nothing_behind(artifacts: dict[str, Any], tmp_path: Path, how: str) -> None:
+    out = private_out(artifacts, tmp_path)
+    proc = subprocess.Popen(
+        [str(ROOT / "run_all.sh"), "--quick", "--skip-train", "--frameworks", "fastapi,rust-ort", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    pidfile = out / "run" / "fastapi.pid"
+    deadline = time.time() + 300
+    while not pidfile.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert pidfile.is_file(), "the server never started"
+    server_pid = int(pidfile.read_text())
+    time.sleep(4)  # into the benchmark notebook
+    if how.startswith("SIGINT"):
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output
+    time.sleep(1)
+    assert not alive(server_pid)
+    assert processes_mentioning(str(out)) == []
+
+
+def test_stop_sh_leaves_no_process(artifacts: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = private_out(artifacts, tmp_path)
+    monkeypatch.setenv("SERVEBENCH_MODELS_DIR", str(out / "models"))
+    info = start_server("flask", out, port=free_port())
+    assert httpx.get(f"{info['base_url']}/health").status_code == 200
+    stop_server("flask", out)
+    assert not alive(int(info["pid"])) and processes_mentioning(str(out)) == []
