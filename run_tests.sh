@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: bootstraps what it needs (virtual environment, Rust servers, load generator),
+# then lints and runs every test: Python unit tests, the shared contract vectors, the Rust crates,
+# parity and contract tests against every server, fuzzing, the hostile corpus, the short load
+# test, the fault tests and ./run_all.sh --quick end to end.
+#   ./run_tests.sh [pytest arguments]     e.g. ./run_tests.sh -m "not e2e"
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$root"
+
+trap '"$root/servers/stop.sh" --all >/dev/null 2>&1 || true' EXIT
+
+"$root/scripts/bootstrap.sh"
+
+echo "== ruff"
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
+
+echo "== cargo clippy, cargo test (rust/)"
+(cd rust && cargo clippy --release --locked --all-targets --quiet -- -D warnings && cargo test --release --locked --quiet)
+
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
