@@ -12,6 +12,7 @@ Runtime choices, for single-request latency on the one core a server is given:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -137,7 +138,7 @@ class Inference:
             passengers, batch = parse_request(body, content_type)
             probabilities = self.predict(model, self.preprocessor.transform_passengers(passengers))
         except ContractError as err:
-            return Response(err.status, orjson.dumps(err.body()))
+            return Response(err.status, render_error(err))
         answers = [{"survived": int(p >= 0.5), "probability": float(p)} for p in probabilities]
         payload = orjson.dumps({"predictions": answers} if batch else answers[0])
         return Response(200, payload, (time.perf_counter() - start) * 1000.0)
@@ -147,5 +148,11 @@ def server_timing(ms: float) -> str:
     return f"app;dur={ms:.3f}"
 
 
+def render_error(err: ContractError) -> bytes:
+    """Error bodies go through the standard library with ASCII escapes: a field name may hold a
+    lone surrogate (valid in a JSON string), which orjson refuses to encode."""
+    return json.dumps(err.body(), ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def error_body(status: int, message: str) -> bytes:
-    return orjson.dumps(ContractError(status, message).body())
+    return render_error(ContractError(status, message))
