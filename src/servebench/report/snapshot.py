@@ -1,0 +1,40 @@
+"""The README's snapshot of a real run: the headline chart and table, written under docs/.
+
+.venv/bin/python -m servebench.report.snapshot [--out outputs] [--docs docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+matplotlib.use("Agg")
+
+from servebench.paths import PROJECT_ROOT, out_dir
+from servebench.report import figures, tables
+from servebench.report.data import load
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", help="outputs folder of the run (default outputs/)")
+    parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs")
+    args = parser.parse_args(argv)
+    data = load(out_dir(args.out))
+    figures.percentiles_by_framework(data).savefig(args.docs / "headline.png", dpi=110, bbox_inches="tight")
+    table = tables.endpoint_table(data)[["Avg (ms)", "p50", "p99", "Max (ms)", "Requests", "Failed"]]
+    (args.docs / "headline.md").write_text(markdown(table.round(3).reset_index()))
+    print(f"wrote {args.docs / 'headline.png'} and {args.docs / 'headline.md'}")
+
+
+if __name__ == "__main__":
+    main()
