@@ -3,6 +3,7 @@ artifacts, and run_all.sh interrupted; each is reported clearly and leaves nothi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -42,14 +43,14 @@ def fast_profile() -> dict[str, Any]:
 
 def test_server_killed_mid_benchmark_is_reported_and_the_run_goes_on(artifacts: dict[str, Any], tmp_path: Path) -> None:
     out = private_out(artifacts, tmp_path)
-    pidfile = out / "run" / "fastapi.pid"
+    ready = out / "run" / "fastapi.json"  # written by start.sh once /health answers
 
     def kill_when_up() -> None:
         deadline = time.time() + 120
         while time.time() < deadline:
-            if pidfile.is_file() and pidfile.read_text().strip():
+            if ready.is_file():
                 time.sleep(3)  # into the benchmark notebook
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+                os.kill(json.loads(ready.read_text())["pid"], signal.SIGKILL)
                 return
             time.sleep(0.1)
 
@@ -121,12 +122,12 @@ def test_interrupted_run_all_leaves_nothing_behind(artifacts: dict[str, Any], tm
         text=True,
         start_new_session=True,
     )
-    pidfile = out / "run" / "fastapi.pid"
+    ready = out / "run" / "fastapi.json"
     deadline = time.time() + 300
-    while not pidfile.is_file() and time.time() < deadline and proc.poll() is None:
+    while not ready.is_file() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert pidfile.is_file(), "the server never started"
-    server_pid = int(pidfile.read_text())
+    assert ready.is_file(), "the server never started"
+    server_pid = json.loads(ready.read_text())["pid"]
     time.sleep(4)  # into the benchmark notebook
     if how.startswith("SIGINT"):
         os.killpg(proc.pid, signal.SIGINT)
