@@ -96,7 +96,8 @@ def load_curves(data: ReportData) -> Figure:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent connections (log₂)")
         ax.grid(True, which="both", alpha=0.3)
-    left.set_ylabel("successful requests / s")
+    left.set_ylabel("successful requests / s (log)")
+    left.set_yscale("log")
     right.set_ylabel("p99 latency (ms, log)")
     right.set_yscale("log")
     right.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
@@ -110,9 +111,9 @@ def decomposition(data: ReportData) -> Figure:
     rows = [{"endpoint": f"{data.matrix.label(s['framework'])} · {s['model']}", **s["decomposition"]} for s in data.ok]
     frame = pd.DataFrame(rows).set_index("endpoint")[["client_floor_ms", "server_ms", "rest_ms"]]
     frame.columns = [
-        "client + transport floor (/health)",
+        "a /health round trip (client, transport, least framework work)",
         "inside the handler (Server-Timing)",
-        "the rest (HTTP layer, routing)",
+        "the rest (body, routing, response)",
     ]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(frame) + 1.4))
     frame.iloc[::-1].plot.barh(stacked=True, ax=ax, color=["#bbbbbb", "#1f77b4", "#ff7f0e"], width=0.75)

@@ -10,7 +10,8 @@ def summary_lines(data: ReportData) -> list[str]:
     by_model: dict[str, list[dict]] = {}
     for s in data.ok:
         by_model.setdefault(s["model"], []).append(s)
-    for model, entries in by_model.items():
+    order = list(data.matrix.models)
+    for model, entries in sorted(by_model.items(), key=lambda item: order.index(item[0])):
         best = min(entries, key=lambda s: s["sequential"]["p50"])
         fastapi = next((s for s in entries if s["framework"] == "fastapi"), None)
         text = (
@@ -24,12 +25,14 @@ def summary_lines(data: ReportData) -> list[str]:
         peak = max((x["rps"] for x in load_best["load"] if x["mode"] == "closed"), default=0)
         text += f"; highest throughput {data.matrix.label(load_best['framework'])} at {peak:,.0f} req/s."
         lines.append(text)
-    floors = [s["decomposition"]["client_floor_ms"] for s in data.ok if s.get("decomposition")]
+    floors = [(s["decomposition"]["client_floor_ms"], s["framework"]) for s in data.ok if s.get("decomposition")]
     if floors:
+        floor, fastest = min(floors)
         lines.append(
-            f"The Python client's own floor (a `/health` round trip) is {min(floors):.3f}–{max(floors):.3f} ms: "
-            "sequential figures near it mostly measure the client, not the server. The Server-Timing and "
-            "load-generator columns show what the servers themselves can do."
+            f"The Python client's own floor, a `/health` round trip to the fastest server "
+            f"({data.matrix.label(fastest)}), is {floor:.3f} ms: sequential figures near it mostly measure the "
+            "client, not the server. Server-Timing and the load-generator figures show what the servers "
+            "themselves can do."
         )
     bad = [r for r in data.runs if r["status"] != "ok"]
     if bad:
