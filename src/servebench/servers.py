@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from servebench.paths import PROJECT_ROOT
 
 SCRIPTS = PROJECT_ROOT / "servers"
@@ -56,13 +58,12 @@ def running_server(framework: str, out: Path) -> Iterator[dict[str, Any]]:
 
 
 def alive(pid: int) -> bool:
+    """Running, and not a zombie: a killed server whose new parent has not reaped it yet still
+    answers signal 0, but it will never answer a request."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def log_tail(path: str | Path, lines: int = 15) -> str:
