@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import orjson
 from flask import Flask, Response, request
+from werkzeug import serving
 from werkzeug.exceptions import HTTPException
 
 from servebench.contract import MAX_BODY_BYTES
@@ -13,6 +14,7 @@ from servebench.serving.inference import Inference, error_body, server_timing
 JSON = "application/json"
 CHUNK = 1 << 16
 DRAIN_LIMIT = 16 * MAX_BODY_BYTES
+DEV_BACKLOG = 2048
 
 
 def create_app(inference: Inference | None = None, framework: str = "flask") -> Flask:
@@ -66,5 +68,12 @@ def _read_limited() -> bytes | None:
 
 
 def create_dev_app() -> Flask:
-    """The `flask-dev` variant: the same app, named so that /health tells them apart."""
+    """The `flask-dev` variant: the same app, named so that /health tells them apart.
+
+    `flask run` loads the app before it creates its server, so this is the place to raise the
+    server's listen backlog from Werkzeug's 128: with more clients connecting at once than that,
+    the kernel drops handshakes from a full accept queue and clients see connections reset.
+    uvicorn and gunicorn run with 2048 here; the development server gets the same.
+    """
+    serving.BaseWSGIServer.request_queue_size = DEV_BACKLOG
     return create_app(framework="flask-dev")
