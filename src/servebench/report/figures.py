@@ -6,11 +6,21 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from servebench.report.data import ReportData
 
 MODEL_ORDER = ["pytorch", "lightgbm", "pytorch_onnx", "lightgbm_onnx"]
+
+
+PLAIN = FormatStrFormatter("%g")  # 0.5, 2, 10 rather than 5×10⁻¹ on log axes
+
+
+def _plain(axis: Axis) -> None:
+    axis.set_major_formatter(PLAIN)
+    axis.set_minor_formatter(PLAIN)
 
 
 def _models(data: ReportData) -> list[str]:
@@ -42,6 +52,7 @@ def latency_ecdf(data: ReportData) -> Figure:
                     x, np.arange(1, x.size + 1) / x.size, label=data.matrix.label(framework), color=colors[framework]
                 )
         ax.set_xscale("log")
+        _plain(ax.xaxis)
         ax.set_title(data.matrix.models[model])
         ax.set_xlabel("latency (ms, log)")
         ax.grid(True, which="both", alpha=0.3)
@@ -66,6 +77,7 @@ def percentiles_by_framework(data: ReportData) -> Figure:
         ax.bar(xs, p50, width, color=colors[framework], label=data.matrix.label(framework))
     ax.set_xticks(range(len(models)), [data.matrix.models[m] for m in models])
     ax.set_yscale("log")
+    _plain(ax.yaxis)
     ax.set_ylabel("ms (log): solid p50, hatched p99")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", which="both", alpha=0.3)
@@ -100,6 +112,7 @@ def load_curves(data: ReportData) -> Figure:
     left.set_yscale("log")
     right.set_ylabel("p99 latency (ms, log)")
     right.set_yscale("log")
+    _plain(right.yaxis)
     right.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.suptitle("Under load (vegeta, closed loop)")
     fig.tight_layout()
