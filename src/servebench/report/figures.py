@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from servebench.report.data import ReportData
 
@@ -18,9 +18,10 @@ MODEL_ORDER = ["pytorch", "lightgbm", "pytorch_onnx", "lightgbm_onnx"]
 PLAIN = FormatStrFormatter("%g")  # 0.5, 2, 10 rather than 5×10⁻¹ on log axes
 
 
-def _plain(axis: Axis) -> None:
+def _plain(axis: Axis, minor: bool = False) -> None:
+    """Plain tick labels; minor ones too where the axis spans about a decade, or it has none."""
     axis.set_major_formatter(PLAIN)
-    axis.set_minor_formatter(PLAIN)
+    axis.set_minor_formatter(PLAIN if minor else NullFormatter())
 
 
 def _models(data: ReportData) -> list[str]:
@@ -77,7 +78,7 @@ def percentiles_by_framework(data: ReportData) -> Figure:
         ax.bar(xs, p50, width, color=colors[framework], label=data.matrix.label(framework))
     ax.set_xticks(range(len(models)), [data.matrix.models[m] for m in models])
     ax.set_yscale("log")
-    _plain(ax.yaxis)
+    _plain(ax.yaxis, minor=True)
     ax.set_ylabel("ms (log): solid p50, hatched p99")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", which="both", alpha=0.3)
