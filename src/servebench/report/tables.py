@@ -36,7 +36,7 @@ def endpoint_table(data: ReportData) -> pd.DataFrame:
         row.update({NAMES[k]: s["sequential"].get(k) for k in ORIGINAL + ADDED})
         row["Failed"] = s["sequential"].get("failed", {}).get("count", 0)
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["Framework", "Model"]) if rows else pd.DataFrame()
+    return _indexed(pd.DataFrame(rows))
 
 
 def framework_table(data: ReportData) -> pd.DataFrame:
@@ -86,7 +86,7 @@ def parity_table(data: ReportData) -> pd.DataFrame:
                 "Status": "correct" if s["status"] == "ok" else s["status"].upper(),
             }
         )
-    return pd.DataFrame(rows)
+    return _indexed(pd.DataFrame(rows))
 
 
 def load_table(data: ReportData) -> pd.DataFrame:
@@ -107,7 +107,7 @@ def load_table(data: ReportData) -> pd.DataFrame:
                     "p99 (ms)": level["p99_ms"],
                 }
             )
-    return pd.DataFrame(rows)
+    return _indexed(pd.DataFrame(rows))
 
 
 def cost_table(data: ReportData) -> pd.DataFrame:
@@ -123,7 +123,7 @@ def cost_table(data: ReportData) -> pd.DataFrame:
                 "Start-up (s)": c.get("startup_s"),
             }
         )
-    return pd.DataFrame(rows)
+    return _indexed(pd.DataFrame(rows))
 
 
 def runs_table(data: ReportData) -> pd.DataFrame:
@@ -141,7 +141,7 @@ def runs_table(data: ReportData) -> pd.DataFrame:
             for r in data.runs
         ],
         columns=columns,
-    )
+    ).set_index(["Framework", "Model"])
 
 
 def metrics_table(data: ReportData) -> pd.DataFrame:
@@ -159,10 +159,13 @@ def metrics_table(data: ReportData) -> pd.DataFrame:
 
 
 def soak_table(data: ReportData) -> pd.DataFrame:
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [
             {
-                "Framework": s["framework"],
+                "Framework": data.matrix.label(s["framework"])
+                if s["framework"] in data.matrix.frameworks
+                else s["framework"],
+                "Model": s.get("model"),
                 "Status": s.get("status"),
                 "Concurrency": s.get("concurrency"),
                 "Seconds": s.get("duration_s"),
@@ -179,6 +182,12 @@ def soak_table(data: ReportData) -> pd.DataFrame:
             for s in data.soak
         ]
     )
+    return _indexed(table)
+
+
+def _indexed(table: pd.DataFrame) -> pd.DataFrame:
+    """Framework and model as the index, so that tables read by endpoint and show no row numbers."""
+    return table.set_index(["Framework", "Model"]) if not table.empty else table
 
 
 def highlight_incorrect(table: pd.DataFrame) -> Any:
@@ -188,4 +197,11 @@ def highlight_incorrect(table: pd.DataFrame) -> Any:
         bad = str(row.get("Status", "")).lower() not in ("correct", "ok")
         return ["color: #b00020; font-weight: bold" if bad else "" for _ in row]
 
-    return table.style.apply(paint, axis=1).format(precision=6, na_rep="—")
+    return table.style.apply(paint, axis=1).format(_number, na_rep="—")
+
+
+def _number(value: Any) -> str:
+    """Tiny differences in scientific notation (1.2e-07, not 0.000000), the rest to 6 digits."""
+    if isinstance(value, float):
+        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.6g}"
+    return str(value)
