@@ -88,7 +88,7 @@ def run_attack(attack: Attack, targets: Path, cpus: str | None = None, timeout_s
         c = attack.concurrency
         cmd += ["-rate=0", f"-workers={c}", f"-max-workers={c}", f"-connections={c}"]
     else:
-        cmd += [f"-rate={max(1, round(attack.rate))}/1s", "-workers=8", "-max-workers=1024"]
+        cmd += [f"-rate={max(1, round(attack.rate))}/1s", "-workers=64", "-max-workers=1024"]
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,6 +145,7 @@ def summarize_attack(attack: Attack, results: pd.DataFrame) -> dict[str, Any]:
         "error_codes": {str(k): int(v) for k, v in codes.items()},
         "first_error": str(results.loc[~results["ok"], "error"].iloc[0]) if len(ok) < len(results) else "",
         "rps": float(len(ok) / span) if span > 0 else 0.0,
+        "sent_rate": float(len(results) / attack.duration_s),
         "p50_ms": pct(50),
         "p90_ms": pct(90),
         "p99_ms": pct(99),

@@ -100,6 +100,7 @@ def load_table(data: ReportData) -> pd.DataFrame:
                     "Mode": level["mode"],
                     "Concurrency": level["concurrency"] or None,
                     "Target rate (req/s)": level["target_rate"] or None,
+                    "Sent rate (req/s)": level.get("sent_rate"),
                     "Requests": level["requests"],
                     "Errors": level["errors"],
                     "Req/s": level["rps"],
