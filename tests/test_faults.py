@@ -19,6 +19,8 @@ import pytest
 
 from servebench.config import Combination, load_profile
 from servebench.orchestrate import benchmark
+from servebench.report import tables
+from servebench.report.data import load as load_report
 from servebench.servers import ServerError, alive, free_port, start_server, stop_server
 
 from .conftest import ROOT
@@ -147,3 +149,26 @@ def test_stop_sh_leaves_no_process(artifacts: dict[str, Any], tmp_path: Path, mo
     assert httpx.get(f"{info['base_url']}/health").status_code == 200
     stop_server("flask", out)
     assert not alive(int(info["pid"])) and processes_mentioning(str(out)) == []
+
+
+def test_a_wrong_endpoint_is_marked_incorrect_and_not_benchmarked(artifacts: dict[str, Any], tmp_path: Path) -> None:
+    """Never a wrong number: when an endpoint disagrees with the reference, it is not timed and
+    the report shows it as INCORRECT with its largest difference."""
+    out = private_out(artifacts, tmp_path)
+    reference = out / "models" / "reference.jsonl"
+    rows = [json.loads(line) for line in reference.read_text().splitlines()]
+    for row in rows[:5]:
+        row["pytorch_onnx"] = min(1.0, row["pytorch_onnx"] + 0.02)
+    reference.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    (record,) = benchmark(fast_profile(), out, [Combination("rust-tract", "pytorch_onnx")])
+    assert record["status"] == "incorrect" and "largest difference 0.02" in record["reason"]
+    summary = json.loads((out / "results" / "rust-tract__pytorch_onnx.summary.json").read_text())
+    assert summary["status"] == "incorrect" and summary["sequential"] == {} and summary["load"] == []
+    assert not (out / "results" / "rust-tract__pytorch_onnx.sequential.parquet").exists()
+
+    data = load_report(out)
+    parity = tables.parity_table(data)
+    assert parity["Status"].tolist() == ["INCORRECT"]
+    assert parity["Largest |Δp|"].iloc[0] == pytest.approx(0.02, abs=1e-6)
+    assert "color: #b00020" in tables.highlight_incorrect(parity).to_html()

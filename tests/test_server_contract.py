@@ -54,6 +54,10 @@ def test_every_contract_vector(server: Server) -> None:
     assert httpx.get(server.url("/health")).status_code == 200
 
 
+def test_health_carries_server_timing(server: Server) -> None:
+    assert TIMING.match(httpx.get(server.url("/health")).headers["server-timing"])
+
+
 def test_single_prediction_shape(server: Server) -> None:
     response = post(server, json.dumps(valid_passenger()))
     assert response.status_code == 200

@@ -8,8 +8,10 @@ answers every request the same way; the OpenAPI document still describes the con
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -64,9 +66,12 @@ def create_app(inference: Inference | None = None, load_models: bool = True) -> 
         return Response(error_body(422, "invalid request"), 422, media_type=JSON)
 
     @app.get("/health", response_model=Health)
-    async def health() -> dict[str, Any]:
+    async def health() -> Response:
+        start = time.perf_counter()
         assert engine is not None
-        return {"status": "ok", "framework": FRAMEWORK, "models": engine.models}
+        body = orjson.dumps({"status": "ok", "framework": FRAMEWORK, "models": engine.models})
+        timing = server_timing((time.perf_counter() - start) * 1000.0)
+        return Response(body, headers={"Server-Timing": timing}, media_type=JSON)
 
     @app.post(
         "/predict/{model}",

@@ -3,6 +3,8 @@ own development server, which is what many first write-ups measure."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from flask import Flask, Response, request
 from werkzeug import serving
@@ -33,8 +35,12 @@ def create_app(inference: Inference | None = None, framework: str = "flask") -> 
 
     @app.get("/health")
     def health() -> Response:
-        doc = {"status": "ok", "framework": framework, "models": engine.models}
-        return Response(orjson.dumps(doc), mimetype=JSON)
+        start = time.perf_counter()
+        response = Response(
+            orjson.dumps({"status": "ok", "framework": framework, "models": engine.models}), mimetype=JSON
+        )
+        response.headers["Server-Timing"] = server_timing((time.perf_counter() - start) * 1000.0)
+        return response
 
     @app.post("/predict/<model>")
     def predict(model: str) -> Response:
