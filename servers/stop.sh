@@ -4,15 +4,4 @@
 set -euo pipefail
 # shellcheck source=servers/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
-[ $# -eq 1 ] || die "usage: servers/stop.sh ID | --all   (ID: $SERVER_IDS)"
-ids=$1
-[ "$1" = --all ] && ids=$SERVER_IDS
-for id in $ids; do
-  known_id "$id"
-  pidfile=$RUN_DIR/$id.pid
-  [ -f "$pidfile" ] || { [ "$1" = --all ] || echo "$id is not running"; continue; }
-  stop_pid "$(cat "$pidfile")"
-  rm -f "$pidfile"
-  echo "$id stopped"
-done
+exec "$PY" -m servebench.launch stop "$@"

@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
+from servebench import registry
 from servebench.data import resolve_data_path
-from servebench.export import (
-    export_lightgbm_onnx,
-    export_pytorch_onnx,
-    onnx_probabilities,
-    onnx_session,
-    write_reference,
-)
-from servebench.pipeline import Prepared, prepare
+from servebench.quick_models import make
 from servebench.servers import start_server, stop_server
-from servebench.training import (
-    lightgbm_probabilities,
-    save_lightgbm,
-    save_pytorch,
-    torch_probabilities,
-    train_lightgbm,
-    train_pytorch,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON_SERVERS = ("fastapi", "flask", "flask-dev")
-RUST_SERVERS = ("rust-ort", "rust-tract")
-ALL_SERVERS = PYTHON_SERVERS + RUST_SERVERS
+ALL_SERVERS = tuple(registry.servers())
+PRODUCTION_SERVERS = tuple(s for s, spec in registry.servers().items() if spec.production)
 
 
 @pytest.fixture(scope="session")
@@ -44,32 +31,7 @@ def titanic_csv() -> Path:
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory: pytest.TempPathFactory, titanic_csv: Path) -> dict[str, Any]:
     """Both models trained (briefly) and exported, with reference.jsonl, in a private outputs folder."""
-    out = tmp_path_factory.mktemp("outputs")
-    data: Prepared = prepare(str(titanic_csv), 0.2, 42, out)
-    models = out / "models"
-    torch_result = train_pytorch(data.x_train, data.y_train, data.x_valid, data.y_valid, max_epochs=60, patience=10)
-    save_pytorch(torch_result, models / "pytorch.pt")
-    booster = train_lightgbm(data.x_train, data.y_train, data.x_valid, data.y_valid, n_estimators=60)
-    save_lightgbm(booster, models / "lightgbm.txt")
-    native = {
-        "pytorch": torch_probabilities(torch_result.model, data.x_valid),
-        "lightgbm": lightgbm_probabilities(booster, data.x_valid),
-    }
-    exported = {
-        "pytorch_onnx": export_pytorch_onnx(torch_result.model, models / "pytorch.onnx"),
-        "lightgbm_onnx": export_lightgbm_onnx(booster, models / "lightgbm.onnx"),
-    }
-    onnx = {name: onnx_probabilities(onnx_session(path), data.x_valid) for name, path in exported.items()}
-    write_reference(data.valid, {**native, **onnx}, models / "reference.jsonl")
-    return {
-        "out": out,
-        "models": models,
-        "data": data,
-        "native": native,
-        "onnx": onnx,
-        "torch": torch_result,
-        "booster": booster,
-    }
+    return make(tmp_path_factory.mktemp("outputs"), str(titanic_csv))
 
 
 class Server:
@@ -77,6 +39,7 @@ class Server:
 
     def __init__(self, framework: str, info: dict[str, Any]) -> None:
         self.framework = framework
+        self.spec = registry.server(framework)
         self.info = info
         self.base_url: str = info["base_url"]
         self.pid = int(info["pid"])
@@ -126,6 +89,21 @@ def servers(artifacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(params=ALL_SERVERS)
 def server(request: pytest.FixtureRequest, servers: ServerPool) -> Server:
     return servers[request.param]
+
+
+@pytest.fixture(params=PRODUCTION_SERVERS)
+def production_server(request: pytest.FixtureRequest, servers: ServerPool) -> Server:
+    """Every server but those whose description says `production: false` (the development server)."""
+    return servers[request.param]
+
+
+def fastapi_app() -> ModuleType:
+    """servers/fastapi/app.py, imported from its folder as uvicorn does."""
+    spec = importlib.util.spec_from_file_location("servebench_fastapi_app", registry.SERVERS_DIR / "fastapi" / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def valid_passenger() -> dict[str, Any]:

@@ -1,24 +1,70 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import papermill as pm
 import pytest
 
+from servebench import registry
 from servebench.config import PARAMS_DIR, Matrix, load_profile, notebook_parameters
 from servebench.orchestrate import NOTEBOOKS
 
 
-def test_default_matrix_is_the_twelve_endpoints() -> None:
-    combos = Matrix.load().combinations()
-    assert len(combos) == 12
-    assert {c.framework for c in combos} == {"fastapi", "flask", "rust-ort", "rust-tract"}
-    assert {c.model for c in combos if c.framework.startswith("rust")} == {"pytorch_onnx", "lightgbm_onnx"}
+def test_default_matrix_is_every_regular_server_times_the_models_of_its_formats() -> None:
+    matrix = Matrix.load()
+    want = {
+        (s.id, m.name)
+        for s in registry.servers().values()
+        if not s.extra
+        for m in registry.models()
+        if m.format in s.formats
+    }
+    combos = matrix.combinations()
+    assert {(c.framework, c.model) for c in combos} == want and len(combos) == len(want)
+    assert all(m in matrix.models for _, m in want)
 
 
 def test_extra_frameworks_only_when_named() -> None:
-    combos = Matrix.load().combinations(["flask-dev"], ["pytorch"])
-    assert [(c.framework, c.model) for c in combos] == [("flask-dev", "pytorch")]
+    extra = [s for s in registry.servers().values() if s.extra]
+    matrix = Matrix.load()
+    assert not {c.framework for c in matrix.combinations()} & {s.id for s in extra}
+    for spec in extra:
+        model = spec.serves(registry.models())[0].name
+        combos = matrix.combinations([spec.id], [model])
+        assert [(c.framework, c.model) for c in combos] == [(spec.id, model)]
     with pytest.raises(ValueError, match="unknown framework"):
-        Matrix.load().combinations(["django"])
+        matrix.combinations(["django"])
+    with pytest.raises(ValueError, match="unknown model"):
+        matrix.combinations(None, ["xgboost"])
+
+
+def test_a_server_folder_is_all_it_takes(tmp_path: Path) -> None:
+    """A copy of a server folder with another id is a new server of the matrix."""
+    shutil.copytree(registry.SERVERS_DIR / "fastapi", tmp_path / "fastapi-copy")
+    description = tmp_path / "fastapi-copy" / "server.yaml"
+    description.write_text(description.read_text().replace("id: fastapi", "id: fastapi-copy"))
+    found = registry.servers.__wrapped__(tmp_path)
+    assert list(found) == ["fastapi-copy"] and found["fastapi-copy"].dir == tmp_path / "fastapi-copy"
+
+
+def test_bad_descriptions_name_their_file(tmp_path: Path) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "server.yaml").write_text("id: broken\nlabel: x\n")
+    with pytest.raises(registry.RegistryError, match=r"broken/server.yaml: missing"):
+        registry.servers.__wrapped__(tmp_path)
+    (tmp_path / "broken" / "server.yaml").write_text(
+        (registry.SERVERS_DIR / "fastapi" / "server.yaml").read_text().replace("group: web framework", "group: cms")
+    )
+    with pytest.raises(registry.RegistryError, match="group must be one of"):
+        registry.servers.__wrapped__(tmp_path)
+
+
+def test_model_files_round_trip() -> None:
+    models = registry.models()
+    assert registry.parse_model_files(registry.model_files(models)) == {m.name: m.file for m in models}
+    with pytest.raises(registry.RegistryError):
+        registry.parse_model_files("pytorch")
 
 
 def test_quick_profile_extends_default() -> None:

@@ -23,7 +23,7 @@ from servebench.report import tables
 from servebench.report.data import load as load_report
 from servebench.servers import ServerError, alive, free_port, start_server, stop_server
 
-from .conftest import ROOT
+from .conftest import ALL_SERVERS, ROOT
 
 pytestmark = pytest.mark.servers
 
@@ -81,7 +81,7 @@ def test_busy_port_is_a_clear_error(artifacts: dict[str, Any], tmp_path: Path) -
     assert run.returncode != 0 and f"port {port}" in run.stderr and "in use" in run.stderr
 
 
-@pytest.mark.parametrize("framework", ["fastapi", "flask", "flask-dev", "rust-ort", "rust-tract"])
+@pytest.mark.parametrize("framework", ALL_SERVERS)
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 @pytest.mark.parametrize("file", ["lightgbm.onnx", "preprocess.json"])
 def test_bad_artifact_stops_the_server_at_start_up(

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from servebench.contract import Passenger
 from servebench.features import FEATURES, Preprocessor
+from servebench.serving.schema import Passenger
 
 
 def frame(**overrides: list) -> pd.DataFrame:
@@ -51,7 +51,10 @@ def test_unknown_sex_is_rejected() -> None:
 
 def test_passengers_and_frames_give_identical_features() -> None:
     pre = Preprocessor.fit(frame())
-    passengers = [Passenger(1, "female", 30.0, 0, 0, 80.0), Passenger(3, "male", None, 1, 0, 7.25)]
+    passengers = [
+        Passenger(Pclass=1, Sex="female", Age=30.0, SibSp=0, Parch=0, Fare=80.0),
+        Passenger(Pclass=3, Sex="male", Age=None, SibSp=1, Parch=0, Fare=7.25),
+    ]
     assert np.array_equal(pre.transform_passengers(passengers), pre.transform_frame(frame().iloc[:2]))
 
 

@@ -1,4 +1,5 @@
-"""Property-based fuzzing with schemathesis, from the OpenAPI document the FastAPI app publishes,
+"""Property-based fuzzing with schemathesis, from the OpenAPI document the FastAPI app (servers/fastapi)
+publishes,
 against every server: no 5xx, no hang, every response conforms to the schema (status codes,
 content types, bodies, headers), schema-violating input is rejected and valid input accepted."""
 
@@ -12,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from servebench.config import Matrix
-from servebench.serving.fastapi_app import openapi_document
 
-from .conftest import Server
+from .conftest import Server, fastapi_app
 
 MAX_EXAMPLES = 60
 pytestmark = pytest.mark.servers
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.servers
 
 def test_schemathesis(server: Server, tmp_path: Path) -> None:
     schema = tmp_path / "openapi.json"
-    schema.write_text(json.dumps(openapi_document(Matrix.load().frameworks[server.framework]["models"])))
+    schema.write_text(json.dumps(fastapi_app().openapi_document(Matrix.load().served(server.framework))))
     cli = Path(sys.executable).with_name("schemathesis")
     run = subprocess.run(
         [

@@ -1,4 +1,4 @@
-"""The parameter profiles and the framework × model matrix in params/, as data."""
+"""The parameter profiles in params/, and the framework × model matrix the descriptions give."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
+from servebench import registry
 from servebench.paths import PROJECT_ROOT
+from servebench.registry import ServerSpec
 
 PARAMS_DIR = PROJECT_ROOT / "params"
 
@@ -51,30 +53,35 @@ class Combination:
 
 @dataclass(frozen=True)
 class Matrix:
-    frameworks: dict[str, dict[str, Any]]
+    """Which server serves which models: the descriptions under servers/ and params/models.yaml."""
+
+    frameworks: dict[str, ServerSpec]
     models: dict[str, str]
 
     @classmethod
-    def load(cls, path: Path = PARAMS_DIR / "matrix.yaml") -> Matrix:
-        doc = yaml.safe_load(Path(path).read_text())
-        return cls(doc["frameworks"], doc["models"])
+    def load(cls) -> Matrix:
+        return cls(dict(registry.servers()), {m.name: m.label for m in registry.models()})
+
+    def served(self, framework: str) -> list[str]:
+        return [m.name for m in self.frameworks[framework].serves(registry.models()) if m.name in self.models]
 
     def combinations(self, frameworks: list[str] | None = None, models: list[str] | None = None) -> list[Combination]:
-        """The matrix in its file's order; named frameworks include the `extra` ones."""
+        """Servers in registry order; named frameworks include the `extra` ones."""
         for name in frameworks or []:
             if name not in self.frameworks:
                 raise ValueError(f"unknown framework '{name}' (one of {', '.join(self.frameworks)})")
         for name in models or []:
             if name not in self.models:
                 raise ValueError(f"unknown model '{name}' (one of {', '.join(self.models)})")
-        chosen = frameworks or [f for f, spec in self.frameworks.items() if not spec.get("extra")]
+        chosen = frameworks or [f for f, spec in self.frameworks.items() if not spec.extra]
         return [
             Combination(f, m)
             for f in self.frameworks
             if f in chosen
-            for m in self.frameworks[f]["models"]
+            for m in self.served(f)
             if not models or m in models
         ]
 
     def label(self, framework: str) -> str:
-        return str(self.frameworks[framework]["label"])
+        spec = self.frameworks.get(framework)
+        return spec.label if spec else framework

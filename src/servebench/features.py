@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servebench.contract import FIELDS, Passenger
+from servebench.contract import FIELDS
+from servebench.serving.schema import Passenger
 
 FORMAT_VERSION = 1
 FEATURES = FIELDS
@@ -59,7 +60,7 @@ class Preprocessor:
         """Validated request passengers → float32 [N, 6]."""
         fill, sexes = self.fill_values["Age"], self.sex_mapping
         raw = np.array(
-            [(p.pclass, sexes[p.sex], fill if p.age is None else p.age, p.sibsp, p.parch, p.fare) for p in passengers],
+            [(p.Pclass, sexes[p.Sex], fill if p.Age is None else p.Age, p.SibSp, p.Parch, p.Fare) for p in passengers],
             dtype=np.float64,
         )
         return self._finish(raw)

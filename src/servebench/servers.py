@@ -1,4 +1,5 @@
-"""Starting and stopping servers from Python, through servers/start.sh and servers/stop.sh."""
+"""Starting and stopping servers from Python, through servers/start.sh and servers/stop.sh: each
+server then runs outside this process, as it does when started by hand."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from servebench.launch import alive
 from servebench.paths import PROJECT_ROOT
 
 SCRIPTS = PROJECT_ROOT / "servers"
@@ -57,13 +57,7 @@ def running_server(framework: str, out: Path) -> Iterator[dict[str, Any]]:
         stop_server(framework, out)
 
 
-def alive(pid: int) -> bool:
-    """Running, and not a zombie: a killed server whose new parent has not reaped it yet still
-    answers signal 0, but it will never answer a request."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+__all__ = ["ServerError", "alive", "free_port", "log_tail", "running_server", "start_server", "stop_server"]
 
 
 def log_tail(path: str | Path, lines: int = 15) -> str:

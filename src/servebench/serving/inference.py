@@ -1,5 +1,5 @@
-"""The inference layer both Python servers share: load preprocess.json and the four models once,
-warm them, and answer a raw request body with a response body.
+"""The inference layer every Python server shares: load preprocess.json and the models it is
+told to serve once, warm them, and turn validated passengers into probabilities.
 
 Runtime choices, for single-request latency on the one core a server is given:
 - torch: one intra-op and one inter-op thread, `inference_mode`; a 6→32→1 network gains nothing
@@ -12,31 +12,24 @@ Runtime choices, for single-request latency on the one core a server is given:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import orjson
 import torch
 
-from servebench.contract import MODELS, ContractError, parse_request
+from servebench import registry
 from servebench.export import INPUT, OUTPUT
 from servebench.features import Preprocessor
 from servebench.paths import models_dir, out_dir
+from servebench.serving.schema import Passenger
 from servebench.training import SurvivalProbability, load_lightgbm, load_pytorch
 
 MODELS_DIR_ENV = "SERVEBENCH_MODELS_DIR"
-MODEL_FILES = {
-    "pytorch": "pytorch.pt",
-    "lightgbm": "lightgbm.txt",
-    "pytorch_onnx": "pytorch.onnx",
-    "lightgbm_onnx": "lightgbm.onnx",
-}
+MODELS_ENV = "SERVEBENCH_MODELS"
+SERVER_ID_ENV = "SERVEBENCH_SERVER_ID"
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -86,35 +79,37 @@ def _onnx_predictor(path: Path) -> Predictor:
     return lambda x: session.run([OUTPUT], {INPUT: x})[0]
 
 
+# By the model file's format, which its extension names.
 LOADERS: dict[str, Callable[[Path], Predictor]] = {
-    "pytorch": _torch_predictor,
-    "lightgbm": _lightgbm_predictor,
-    "pytorch_onnx": _onnx_predictor,
-    "lightgbm_onnx": _onnx_predictor,
+    ".pt": _torch_predictor,
+    ".txt": _lightgbm_predictor,
+    ".onnx": _onnx_predictor,
 }
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    server_ms: float | None = None
-
-
 class Inference:
-    """Preprocessing plus the loaded models; `handle` turns a request body into a Response."""
+    """Preprocessing plus the loaded models, keyed by model name."""
 
-    def __init__(self, directory: Path, models: Iterable[str] = MODELS) -> None:
+    def __init__(self, directory: Path, files: Mapping[str, str]) -> None:
         configure_threads()
         self.directory = directory
         self.preprocessor = Preprocessor.load(directory / "preprocess.json")
-        self.predictors = {name: LOADERS[name](directory / MODEL_FILES[name]) for name in models}
+        self.predictors: dict[str, Predictor] = {}
+        for name, file in files.items():
+            path = directory / file
+            if path.suffix not in LOADERS:
+                raise ValueError(f"model {name}: no loader for {path.name} (one of {', '.join(LOADERS)})")
+            self.predictors[name] = LOADERS[path.suffix](path)
         self._warm_up()
 
     @classmethod
     def from_env(cls) -> Inference:
+        """The models the launcher names in SERVEBENCH_MODELS (name=file,...), else every model of
+        params/models.yaml, from SERVEBENCH_MODELS_DIR (else outputs/models)."""
         directory = os.environ.get(MODELS_DIR_ENV)
-        return cls(Path(directory) if directory else models_dir(out_dir()))
+        named = os.environ.get(MODELS_ENV)
+        files = registry.parse_model_files(named) if named else {m.name: m.file for m in registry.models()}
+        return cls(Path(directory) if directory else models_dir(out_dir()), files)
 
     def _warm_up(self) -> None:
         """First calls allocate and pick kernels; do that before /health says ready."""
@@ -127,32 +122,15 @@ class Inference:
     def models(self) -> list[str]:
         return sorted(self.predictors)
 
-    def predict(self, model: str, x: np.ndarray) -> np.ndarray:
+    def predict_features(self, model: str, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.predictors[model](x), dtype=np.float64).reshape(-1)
 
-    def handle(self, model: str, body: bytes, content_type: str | None) -> Response:
-        start = time.perf_counter()
-        try:
-            if model not in self.predictors:
-                raise ContractError(404, f"unknown model '{model}'")
-            passengers, batch = parse_request(body, content_type)
-            probabilities = self.predict(model, self.preprocessor.transform_passengers(passengers))
-        except ContractError as err:
-            return Response(err.status, render_error(err))
-        answers = [{"survived": int(p >= 0.5), "probability": float(p)} for p in probabilities]
-        payload = orjson.dumps({"predictions": answers} if batch else answers[0])
-        return Response(200, payload, (time.perf_counter() - start) * 1000.0)
+    def predict(self, model: str, passengers: Sequence[Passenger]) -> np.ndarray:
+        """Probabilities for validated passengers, one per passenger, in order."""
+        return self.predict_features(model, self.preprocessor.transform_passengers(passengers))
 
 
-def server_timing(ms: float) -> str:
-    return f"app;dur={ms:.3f}"
-
-
-def render_error(err: ContractError) -> bytes:
-    """Error bodies go through the standard library with ASCII escapes: a field name may hold a
-    lone surrogate (valid in a JSON string), which orjson refuses to encode."""
-    return json.dumps(err.body(), ensure_ascii=True, separators=(",", ":")).encode()
-
-
-def error_body(status: int, message: str) -> bytes:
-    return render_error(ContractError(status, message))
+def server_id(default: str) -> str:
+    """The id /health reports: the launcher's SERVEBENCH_SERVER_ID, so a copied server folder
+    needs no code change."""
+    return os.environ.get(SERVER_ID_ENV) or default

@@ -1,42 +1,60 @@
-"""The contract as an OpenAPI document: published by the FastAPI app, and what the fuzz tests
-generate requests from for every server."""
+"""The request and response bodies of docs/api.md as pydantic models: shared by the Python apps,
+validated by FastAPI from the handler's signature and by Flask after `request.get_json()`, and
+the source of the OpenAPI document the fuzz tests generate requests from for every server."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from servebench.contract import AGE_MAX, COUNT_MAX, FARE_MAX, MAX_BATCH
 
+# Integers must be JSON integers and numbers JSON numbers: strict mode refuses 3.0 for Pclass,
+# "3", and true, as serde does in the Rust servers.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
 
 class Passenger(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = _STRICT
 
     Pclass: Annotated[int, Field(ge=1, le=3)]
     Sex: Literal["male", "female"]
-    Age: Annotated[float | None, Field(ge=0, le=AGE_MAX)] = None
+    Age: Annotated[float | None, Field(ge=0, le=AGE_MAX, allow_inf_nan=False)] = None
     SibSp: Annotated[int, Field(ge=0, le=COUNT_MAX)]
     Parch: Annotated[int, Field(ge=0, le=COUNT_MAX)]
-    Fare: Annotated[float, Field(ge=0, le=FARE_MAX)]
+    Fare: Annotated[float, Field(ge=0, le=FARE_MAX, allow_inf_nan=False)]
 
 
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     instances: Annotated[list[Passenger], Field(min_length=1, max_length=MAX_BATCH)]
 
 
-class Prediction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "batch" if "instances" in value else "passenger"
+    return "batch" if isinstance(value, Batch) else "passenger"
 
+
+# One passenger, or {"instances": [...]}: an object with an `instances` key is a batch. The
+# callable discriminator keeps the error of the one model that applies, with its field path.
+PredictRequest = Annotated[
+    Annotated[Passenger, Tag("passenger")] | Annotated[Batch, Tag("batch")],
+    Discriminator(_kind),
+]
+PREDICT_REQUEST: TypeAdapter[Passenger | Batch] = TypeAdapter(PredictRequest)
+_TAGS = ("passenger", "batch")
+
+
+class Prediction(BaseModel):
     survived: Literal[0, 1]
     probability: Annotated[float, Field(ge=0, le=1)]
 
 
 class BatchPrediction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
     predictions: list[Prediction]
 
 
@@ -52,58 +70,58 @@ class Health(BaseModel):
 
 
 ERRORS = {
-    400: "The body is not JSON (or has a duplicate key, a non-finite literal, deep nesting).",
+    400: "The body is not JSON.",
     404: "Unknown model or path.",
     405: "Method not allowed.",
     413: "Body over 1 MiB.",
     415: "Content-Type is not application/json.",
     422: "Valid JSON that breaks a field rule; `field` names it.",
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def predict_openapi_extra() -> dict[str, Any]:
-    """requestBody and responses of POST /predict/{model}, for FastAPI's `openapi_extra`."""
-    error = {"application/json": {"schema": _ref("ErrorBody")}}
-    responses: dict[str, Any] = {
-        "200": {
-            "description": "Survival prediction(s).",
-            "headers": {
-                "Server-Timing": {
-                    "description": "app;dur=<ms> spent in the handler",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": r"^app;dur=[0-9.]+$"},
-                }
-            },
-            "content": {"application/json": {"schema": {"anyOf": [_ref("Prediction"), _ref("BatchPrediction")]}}},
-        }
+SERVER_TIMING = {
+    "Server-Timing": {
+        "description": "app;dur=<ms>: time from the request entering the application to its response leaving it",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^app;dur=[0-9.]+$"},
     }
-    responses.update({str(code): {"description": text, "content": error} for code, text in ERRORS.items()})
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"anyOf": [_ref("Passenger"), _ref("Batch")]}}},
-        },
-        "responses": responses,
-    }
+}
+# The responses of POST /predict/{model} beside the 200, for FastAPI's `responses=`.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": SERVER_TIMING},
+    **{code: {"description": text, "model": ErrorBody} for code, text in ERRORS.items()},
+}
 
 
-def component_schemas() -> dict[str, Any]:
-    """JSON schemas of the contract's bodies, with references rewritten for components."""
-    schemas: dict[str, Any] = {}
-    for model in (Passenger, Batch, Prediction, BatchPrediction, ErrorBody, Health):
-        doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(doc.pop("$defs", {}))
-        schemas[model.__name__] = doc
-    return schemas
+def predictions(probabilities: Sequence[float], batch: bool) -> Prediction | BatchPrediction:
+    answers = [Prediction(survived=int(p >= 0.5), probability=float(p)) for p in probabilities]
+    return BatchPrediction(predictions=answers) if batch else answers[0]
 
 
-def restrict_models(openapi: dict[str, Any], models: list[str]) -> dict[str, Any]:
-    """The same document for a server that serves only `models` (the Rust servers)."""
-    for parameter in openapi["paths"]["/predict/{model}"]["post"]["parameters"]:
-        if parameter["name"] == "model":
-            parameter["schema"]["enum"] = sorted(models)
-    return openapi
+def field_path(loc: Sequence[int | str]) -> str | None:
+    """`("body", "batch", "instances", 3, "Age")` → `instances[3].Age`; None for the whole body."""
+    parts = list(loc)
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+    if parts[:1] and parts[0] in _TAGS:
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or None
+
+
+def validation_failure(errors: Sequence[Any]) -> tuple[int, str, str | None]:
+    """Status, message and field of a pydantic (or FastAPI) validation failure: the first error
+    decides. A body that is not JSON at all is a 400, anything else a 422."""
+    first = errors[0] if errors else {"type": "", "loc": (), "msg": "invalid request"}
+    kind, loc = first.get("type", ""), tuple(first.get("loc", ()))
+    if kind == "json_invalid":
+        return 400, f"malformed JSON: {first.get('ctx', {}).get('error', first.get('msg'))}", None
+    if kind == "missing" and loc in {("body",), ()}:
+        return 400, "malformed JSON: the body is empty", None
+    field = field_path(loc)
+    return 422, f"{field or 'body'}: {first.get('msg', 'invalid')}", field
+
+
+def validate(doc: Any) -> Passenger | Batch:
+    """A decoded body as a passenger or a batch; raises pydantic's ValidationError."""
+    return PREDICT_REQUEST.validate_python(doc)

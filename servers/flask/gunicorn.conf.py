@@ -1,4 +1,4 @@
-"""gunicorn settings for the Flask server.
+"""gunicorn settings for the Flask server (servers/flask).
 
 One worker process per core given to the server (SERVEBENCH_WORKERS, default 1): inference is
 CPU-bound and holds the GIL, so more processes than cores only trade places on the CPU. The

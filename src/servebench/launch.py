@@ -1,0 +1,282 @@
+"""Start and stop a server from its description (servers/<id>/server.yaml): what servers/start.sh
+and servers/stop.sh run.
+
+    python -m servebench.launch start ID PORT
+    python -m servebench.launch stop ID | --all
+
+`start` launches the description's command in a session of its own (so that stopping it stops
+every process it spawned), pinned to the server core, and returns once /health answers; it
+writes RUN_DIR/ID.pid, ID.log and ID.json (pid, port, cpus, start-up seconds, command).
+Environment: SERVEBENCH_MODELS_DIR (default OUT/models), SERVEBENCH_OUT (outputs/),
+SERVEBENCH_SERVER_CPUS (taskset list; default core 0 on a machine with two or more cores, empty
+for no pinning), SERVEBENCH_HOST (127.0.0.1), SERVEBENCH_START_TIMEOUT (seconds, 120).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from servebench import registry
+from servebench.paths import PROJECT_ROOT, out_dir
+from servebench.registry import RegistryError, ServerSpec
+
+VENV = PROJECT_ROOT / ".venv"
+STOP_GRACE_S = 5.0
+# Floods of idle connections must meet the server's own timeouts, not the descriptor limit.
+OPEN_FILES = 65536
+
+
+class LaunchError(Exception):
+    """A server that could not be started or stopped; the message says why and what to do."""
+
+
+def run_dir(out: Path) -> Path:
+    return out / "run"
+
+
+def _server_cpus() -> str:
+    if "SERVEBENCH_SERVER_CPUS" in os.environ:
+        return os.environ["SERVEBENCH_SERVER_CPUS"]
+    return "0" if (os.cpu_count() or 1) >= 2 else ""
+
+
+def _ort_dylib() -> str:
+    if os.environ.get("ORT_DYLIB_PATH"):
+        return os.environ["ORT_DYLIB_PATH"]
+    from servebench.ort_dylib import ort_dylib_path
+
+    try:
+        return str(ort_dylib_path())
+    except FileNotFoundError as exc:
+        raise LaunchError(
+            f"cannot find libonnxruntime in the Python environment ({exc}); run scripts/bootstrap.sh"
+        ) from None
+
+
+def _placeholders(spec: ServerSpec, host: str, port: int, models_dir: Path) -> dict[str, str]:
+    values = {
+        "root": str(PROJECT_ROOT),
+        "servers": str(registry.SERVERS_DIR),
+        "dir": str(spec.dir),
+        "venv": str(VENV),
+        "host": host,
+        "port": str(port),
+        "models_dir": str(models_dir),
+        "models": registry.model_files(spec.serves(registry.models())),
+    }
+    used = " ".join([*spec.command, *spec.env.values(), spec.cwd or ""])
+    if "{ort_dylib}" in used:
+        values["ort_dylib"] = _ort_dylib()
+    return values
+
+
+def _fill(text: str, values: dict[str, str], spec: ServerSpec) -> str:
+    try:
+        return text.format(**values)
+    except KeyError as exc:
+        raise LaunchError(f"{spec.dir / registry.DESCRIPTION}: unknown placeholder {exc} in {text!r}") from None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie: a killed server whose parent has not reaped it yet still answers
+    signal 0, but it will never answer a request."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _raise_open_files() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
+    spec = registry.server(server_id)
+    if not 1 <= port <= 65535:
+        raise LaunchError(f"port must be 1-65535, got {port}")
+    host = os.environ.get("SERVEBENCH_HOST") or "127.0.0.1"
+    given = os.environ.get("SERVEBENCH_MODELS_DIR")
+    models_dir = Path(given) if given else out / "models"
+    if not models_dir.is_dir():
+        raise LaunchError(
+            f"{server_id}: models directory {models_dir} does not exist: run ./run_all.sh (or notebooks 01-03) first"
+        )
+    models_dir = models_dir.resolve()
+    timeout = float(os.environ.get("SERVEBENCH_START_TIMEOUT", "120"))
+    runs = run_dir(out)
+    runs.mkdir(parents=True, exist_ok=True)
+    pidfile, log = runs / f"{server_id}.pid", runs / f"{server_id}.log"
+    running = pidfile.read_text().strip() if pidfile.is_file() else ""
+    if running.isdigit() and alive(int(running)):
+        raise LaunchError(f"{server_id} is already running (pid {running}); stop it with servers/stop.sh {server_id}")
+    if port_in_use(host, port):
+        raise LaunchError(f"{server_id}: port {port} on {host} is already in use; choose another port")
+
+    values = _placeholders(spec, host, port, models_dir)
+    command = [_fill(arg, values, spec) for arg in spec.command]
+    if not Path(command[0]).is_file():
+        raise LaunchError(f"{server_id}: {command[0]} not found; run scripts/bootstrap.sh")
+    cpus = _server_cpus()
+    pinned = ["taskset", "-c", cpus, *command] if cpus else command
+    env = {
+        **os.environ,
+        "SERVEBENCH_SERVER_ID": server_id,
+        "SERVEBENCH_MODELS_DIR": str(models_dir),
+        "SERVEBENCH_MODELS": values["models"],
+        "SERVEBENCH_HOST": host,
+        "PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+        **{name: _fill(value, values, spec) for name, value in spec.env.items()},
+    }
+    cwd = _fill(spec.cwd, values, spec) if spec.cwd else None
+
+    _raise_open_files()
+    started = time.perf_counter()
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            pinned, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
+    pidfile.write_text(f"{process.pid}\n")
+    try:
+        deadline = time.monotonic() + timeout
+        url = f"http://{host}:{port}/health" if ":" not in host else f"http://[{host}]:{port}/health"
+        while not _healthy(url):
+            if process.poll() is not None:
+                raise LaunchError(
+                    f"{server_id} failed to start (exit {process.returncode} before /health answered). "
+                    f"Last lines of {log}:\n{_tail(log)}"
+                )
+            if time.monotonic() > deadline:
+                raise LaunchError(
+                    f"{server_id} did not answer /health on {host}:{port} within {timeout:g}s. "
+                    f"Last lines of {log}:\n{_tail(log)}"
+                )
+            time.sleep(0.05)
+    except BaseException:
+        _stop_group(process.pid, spec, values)
+        pidfile.unlink(missing_ok=True)
+        raise
+    record = {
+        "id": server_id,
+        "pid": process.pid,
+        "host": host,
+        "port": port,
+        "cpus": cpus,
+        "startup_seconds": round(time.perf_counter() - started, 3),
+        "log": str(log),
+        "command": " ".join(command),
+    }
+    (runs / f"{server_id}.json").write_text(json.dumps(record) + "\n")
+    return record
+
+
+def _stop_group(pid: int, spec: ServerSpec, values: dict[str, str] | None = None) -> None:
+    """SIGTERM to the server's whole session, SIGKILL after a grace period, then the description's
+    own stop command for what a framework starts outside that session."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.05)
+        if not _group_alive(pid):
+            break
+    if spec.stop:
+        values = values or {"venv": str(VENV), "root": str(PROJECT_ROOT), "dir": str(spec.dir)}
+        subprocess.run([_fill(arg, values, spec) for arg in spec.stop], capture_output=True, timeout=60, check=False)
+
+
+def _group_alive(pgid: int) -> bool:
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error):
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def stop(server_id: str, out: Path) -> bool:
+    """Stop a server started by `start`; False when it was not running."""
+    spec = registry.server(server_id)
+    pidfile = run_dir(out) / f"{server_id}.pid"
+    if not pidfile.is_file():
+        return False
+    text = pidfile.read_text().strip()
+    if text.isdigit():
+        _stop_group(int(text), spec)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # SIGTERM while a server is coming up must take it down too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    out = out_dir()
+    usage = "usage: servers/start.sh ID PORT | servers/stop.sh ID|--all"
+    try:
+        if len(args) == 3 and args[0] == "start":
+            if not args[2].isdigit():
+                raise LaunchError(f"port must be 1-65535, got '{args[2]}'")
+            info = start(args[1], int(args[2]), out)
+            print(
+                f"{args[1]} ready on http://{info['host']}:{info['port']} (pid {info['pid']}, "
+                f"cpus {info['cpus'] or 'all'}, start-up {info['startup_seconds']}s)"
+            )
+            return 0
+        if len(args) == 2 and args[0] == "stop":
+            ids = list(registry.servers()) if args[1] == "--all" else [args[1]]
+            for server_id in ids:
+                if stop(server_id, out):
+                    print(f"{server_id} stopped")
+                elif args[1] != "--all":
+                    print(f"{server_id} is not running")
+            return 0
+    except (LaunchError, RegistryError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(f"{usage}\n  ids: {' '.join(registry.servers())}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

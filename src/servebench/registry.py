@@ -1,0 +1,142 @@
+"""The servers and the models, as data: one description per folder `servers/<id>/server.yaml`,
+and the model list `params/models.yaml`. Everything that needs a server id or a model name reads
+it from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from servebench.paths import PROJECT_ROOT
+
+SERVERS_DIR = PROJECT_ROOT / "servers"
+MODELS_FILE = PROJECT_ROOT / "params" / "models.yaml"
+DESCRIPTION = "server.yaml"
+# The report groups stacks by kind, in this order.
+GROUPS = ("web framework", "serving framework", "rust")
+
+
+class RegistryError(ValueError):
+    """A description or model list that cannot be used, naming the file."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str
+    file: str
+    format: str
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server's description: what it is (for the report) and how to start it (for the launcher)."""
+
+    id: str
+    dir: Path
+    label: str
+    group: str
+    language: str
+    framework: str
+    http_server: str
+    runtime: str
+    approach: str
+    formats: tuple[str, ...]
+    command: tuple[str, ...]
+    production: bool = True
+    extra: bool = False
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stop: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    crates: tuple[str, ...] = ()
+    deviations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: str = ""
+
+    def serves(self, models: list[ModelSpec]) -> list[ModelSpec]:
+        return [m for m in models if m.format in self.formats]
+
+
+_REQUIRED = (
+    "id",
+    "label",
+    "group",
+    "language",
+    "framework",
+    "http_server",
+    "runtime",
+    "approach",
+    "formats",
+    "command",
+)
+
+
+def _server(path: Path) -> ServerSpec:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}") from None
+    missing = [key for key in _REQUIRED if key not in doc]
+    if missing:
+        raise RegistryError(f"{path}: missing {', '.join(missing)}")
+    if doc["group"] not in GROUPS:
+        raise RegistryError(f"{path}: group must be one of {', '.join(GROUPS)}, not {doc['group']!r}")
+    known = {f for f in ServerSpec.__dataclass_fields__ if f != "dir"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise RegistryError(f"{path}: unknown keys {', '.join(unknown)}")
+    doc.update(
+        dir=path.parent,
+        formats=tuple(doc["formats"]),
+        command=tuple(str(a) for a in doc["command"]),
+        stop=tuple(str(a) for a in doc.get("stop") or ()),
+        packages=tuple(doc.get("packages") or ()),
+        crates=tuple(doc.get("crates") or ()),
+        env={str(k): str(v) for k, v in (doc.get("env") or {}).items()},
+        deviations=dict(doc.get("deviations") or {}),
+    )
+    return ServerSpec(**doc)
+
+
+@cache
+def servers(root: Path = SERVERS_DIR) -> dict[str, ServerSpec]:
+    """Every described server, grouped by kind and then by id."""
+    found = [_server(path) for path in sorted(root.glob(f"*/{DESCRIPTION}"))]
+    ids = [s.id for s in found]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise RegistryError(f"server ids used twice under {root}: {', '.join(duplicated)}")
+    found.sort(key=lambda s: (GROUPS.index(s.group), s.id))
+    return {s.id: s for s in found}
+
+
+def server(server_id: str) -> ServerSpec:
+    known = servers()
+    if server_id not in known:
+        raise RegistryError(f"unknown server id '{server_id}' (one of: {', '.join(known)})")
+    return known[server_id]
+
+
+@cache
+def models(path: Path = MODELS_FILE) -> list[ModelSpec]:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+        return [ModelSpec(**entry) for entry in doc["models"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise RegistryError(f"cannot read the model list {path}: {exc}") from None
+
+
+def model_files(specs: list[ModelSpec]) -> str:
+    """`name=file,name=file`: how a server is told which models to load (SERVEBENCH_MODELS)."""
+    return ",".join(f"{m.name}={m.file}" for m in specs)
+
+
+def parse_model_files(text: str) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise RegistryError(f"SERVEBENCH_MODELS must be name=file[,name=file...], got {text!r}")
+    return {name.strip(): file.strip() for name, file in pairs}
