@@ -8,16 +8,27 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$root"
 
-trap '"$root/servers/stop.sh" --all >/dev/null 2>&1 || true' EXIT
+scratch=$(mktemp -d)
+trap '"$root/servers/stop.sh" --all >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
 
 "$root/scripts/bootstrap.sh"
 
 echo "== ruff"
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests servers
+.venv/bin/ruff format --check src tests servers
 
-echo "== cargo clippy, cargo test (rust/)"
-(cd rust && cargo clippy --release --locked --all-targets --quiet -- -D warnings && cargo test --release --locked --quiet)
+echo "== cargo clippy, cargo test (rust/), the engines against briefly trained models"
+.venv/bin/python -m servebench.quick_models "$scratch" >/dev/null
+(
+  cd rust
+  SERVEBENCH_MODELS_DIR="$scratch/models"
+  SERVEBENCH_MODELS=$(../.venv/bin/python -m servebench.registry onnx-models)
+  ORT_DYLIB_PATH=$(../.venv/bin/python -m servebench.ort_dylib)
+  export SERVEBENCH_MODELS_DIR SERVEBENCH_MODELS ORT_DYLIB_PATH
+  cargo clippy --release --locked --all-targets --quiet -- -D warnings
+  cargo fmt --check
+  cargo test --release --locked --quiet
+)
 
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

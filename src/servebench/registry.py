@@ -140,3 +140,12 @@ def parse_model_files(text: str) -> dict[str, str]:
     if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
         raise RegistryError(f"SERVEBENCH_MODELS must be name=file[,name=file...], got {text!r}")
     return {name.strip(): file.strip() for name, file in pairs}
+
+
+if __name__ == "__main__":
+    import sys
+
+    # `python -m servebench.registry onnx-models`: SERVEBENCH_MODELS for the Rust engine tests.
+    if sys.argv[1:] != ["onnx-models"]:
+        sys.exit("usage: python -m servebench.registry onnx-models")
+    print(model_files([m for m in models() if m.format == "onnx"]))

@@ -9,25 +9,22 @@ import tomllib
 from importlib import metadata
 from typing import Any
 
+from servebench import registry
 from servebench.bench.load import vegeta_version
 from servebench.paths import PROJECT_ROOT
 
-PACKAGES = (
-    "fastapi",
-    "uvicorn",
-    "flask",
-    "gunicorn",
-    "werkzeug",
-    "httpx",
-    "torch",
-    "lightgbm",
-    "onnxruntime",
-    "onnx",
-    "numpy",
-    "pandas",
-    "papermill",
-)
-CRATES = ("axum", "tokio", "ort", "tract-onnx", "serde_json")
+# The harness's and the models' own; each server's description adds the packages or crates of
+# its stack.
+PACKAGES = ("httpx", "torch", "lightgbm", "onnxruntime", "onnx", "numpy", "pandas", "papermill")
+
+
+def _packages() -> list[str]:
+    named = [p for spec in registry.servers().values() for p in spec.packages]
+    return list(dict.fromkeys([*named, *PACKAGES]))
+
+
+def _crates() -> set[str]:
+    return {c for spec in registry.servers().values() for c in spec.crates}
 
 
 def cpu_model() -> str:
@@ -46,7 +43,8 @@ def crate_versions() -> dict[str, str]:
     if not lock.is_file():
         return {}
     packages = tomllib.loads(lock.read_text()).get("package", [])
-    return {p["name"]: p["version"] for p in packages if p["name"] in CRATES}
+    wanted = _crates()
+    return {p["name"]: p["version"] for p in packages if p["name"] in wanted}
 
 
 def git_commit() -> str:
@@ -63,7 +61,7 @@ def git_commit() -> str:
 
 def describe() -> dict[str, Any]:
     versions = {}
-    for name in PACKAGES:
+    for name in _packages():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -19,7 +19,7 @@ def run_soak(
     framework: str, server: dict[str, Any], concurrency: int, duration_s: float, reference: Path
 ) -> dict[str, Any]:
     """Warm up at the same concurrency, then hold it; every request and its status is counted."""
-    model = Matrix.load().frameworks[framework]["models"][-1]
+    model = Matrix.load().served(framework)[-1]
     url = f"{server['base_url']}/predict/{model}"
     rows = read_reference(reference)
     cpus = client_cpus(str(server.get("cpus") or "") or None)

@@ -12,9 +12,6 @@ from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from servebench.report.data import ReportData
 
-MODEL_ORDER = ["pytorch", "lightgbm", "pytorch_onnx", "lightgbm_onnx"]
-
-
 PLAIN = FormatStrFormatter("%g")  # 0.5, 2, 10 rather than 5×10⁻¹ on log axes
 
 
@@ -26,17 +23,19 @@ def _plain(axis: Axis, minor: bool = False) -> None:
 
 def _models(data: ReportData) -> list[str]:
     present = {s["model"] for s in data.ok}
-    return [m for m in MODEL_ORDER if m in present]
+    return [m for m in data.matrix.models if m in present] + sorted(present - set(data.matrix.models))
 
 
 def _frameworks(data: ReportData) -> list[str]:
     present = {s["framework"] for s in data.ok}
-    return [f for f in data.matrix.frameworks if f in present]
+    return [f for f in data.matrix.frameworks if f in present] + sorted(present - set(data.matrix.frameworks))
 
 
 def _colors(data: ReportData) -> dict[str, tuple[float, ...]]:
-    cmap = plt.get_cmap("tab10")
-    return {f: cmap(i) for i, f in enumerate(data.matrix.frameworks)}
+    cmap = plt.get_cmap("tab20" if len(data.matrix.frameworks) > 10 else "tab10")
+    present = {s["framework"] for s in data.summaries}
+    order = [*data.matrix.frameworks, *sorted(present - set(data.matrix.frameworks))]
+    return {f: cmap(i % cmap.N) for i, f in enumerate(order)}
 
 
 def latency_ecdf(data: ReportData) -> Figure:
@@ -90,7 +89,8 @@ def percentiles_by_framework(data: ReportData) -> Figure:
 def load_curves(data: ReportData) -> Figure:
     """Closed-loop throughput and p99 against concurrency, a line per endpoint."""
     colors = _colors(data)
-    styles = {"pytorch": ":", "lightgbm": "-.", "pytorch_onnx": "-", "lightgbm_onnx": "--"}
+    dashes = ["-", "--", ":", "-."]
+    styles = {m: dashes[i % len(dashes)] for i, m in enumerate(_models(data))}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     for s in data.ok:
         closed = pd.DataFrame([x for x in s["load"] if x["mode"] == "closed"])

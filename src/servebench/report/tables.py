@@ -163,9 +163,7 @@ def soak_table(data: ReportData) -> pd.DataFrame:
     table = pd.DataFrame(
         [
             {
-                "Framework": data.matrix.label(s["framework"])
-                if s["framework"] in data.matrix.frameworks
-                else s["framework"],
+                "Framework": data.matrix.label(s["framework"]),
                 "Model": s.get("model"),
                 "Status": s.get("status"),
                 "Concurrency": s.get("concurrency"),
