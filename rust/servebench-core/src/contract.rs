@@ -1,392 +1,395 @@
-//! The request contract of docs/api.md, rule for rule and message for message the same as
-//! `servebench.contract`: size, content type, JSON syntax, shape, then each passenger's fields in
-//! order. The shared vectors in tests/vectors/contract.json hold both sides to the same answers.
+//! The request contract of docs/api.md: what a body may hold, and the error every fault gets.
+//!
+//! A body is parsed in two steps. axum's `Json` extractor turns it into a `serde_json::Value`
+//! (syntax errors are a 400); then serde derive, through `serde_path_to_error`, turns the value
+//! into a [`Batch`] or a [`Passenger`] (shape and type errors are a 422 that names the field),
+//! and [`Passenger::validate`] checks the ranges in plain Rust.
 
-use crate::json::{self, Value};
+use std::borrow::Cow;
+use std::fmt::Write;
 
-pub const FIELDS: [&str; 6] = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare"];
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_path_to_error::Segment;
+
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub const MAX_BATCH: usize = 1024;
-pub const MAX_DEPTH: usize = 32;
 pub const AGE_MAX: f64 = 200.0;
 pub const FARE_MAX: f64 = 100_000.0;
 pub const COUNT_MAX: i64 = 100;
+/// The passenger fields, in the order of a feature row.
+pub const FIELDS: [&str; 6] = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare"];
 
-// Python formats the bounds with `{high:g}`, which prints 200.0 as "200".
-const AGE_MESSAGE: &str = "Age must be a number between 0 and 200 or null";
-const FARE_MESSAGE: &str = "Fare must be a number between 0 and 100000";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sex {
     Female,
     Male,
 }
 
-/// One validated passenger, as the client sent it (`age` is `None` when null or absent).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One passenger as the client sends it. `age` is `None` when null or absent.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Passenger {
+    #[serde(rename = "Pclass")]
     pub pclass: i64,
+    #[serde(rename = "Sex")]
     pub sex: Sex,
+    #[serde(rename = "Age", default)]
     pub age: Option<f64>,
+    #[serde(rename = "SibSp")]
     pub sibsp: i64,
+    #[serde(rename = "Parch")]
     pub parch: i64,
+    #[serde(rename = "Fare")]
     pub fare: f64,
 }
 
-/// A request the contract rejects. Message and field are WTF-8 bytes because they can quote a
-/// client's key, and a JSON key may hold a lone surrogate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContractError {
-    status: u16,
-    message: Vec<u8>,
-    field: Option<Vec<u8>>,
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub instances: Vec<Passenger>,
 }
 
-impl ContractError {
-    pub fn new(status: u16, message: impl Into<Vec<u8>>, field: Option<Vec<u8>>) -> Self {
+/// A valid body: one passenger, or a batch of them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Single(Passenger),
+    Batch(Vec<Passenger>),
+}
+
+impl Payload {
+    pub fn passengers(&self) -> &[Passenger] {
+        match self {
+            Payload::Single(passenger) => std::slice::from_ref(passenger),
+            Payload::Batch(passengers) => passengers,
+        }
+    }
+
+    /// A JSON object with an `instances` key is a batch; anything else must be a passenger.
+    /// (An untagged enum would try both and lose the path of the field at fault.)
+    pub fn from_value(value: Value) -> Result<Self, ApiError> {
+        // serde derive would also take a struct written as an array of its fields' values; the
+        // contract wants objects, so that is checked on the value first.
+        let Some(object) = value.as_object() else {
+            let message = "body must be a JSON object: a passenger, or {\"instances\": [...]}";
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message));
+        };
+        let payload = match object.get("instances") {
+            Some(instances) => {
+                let items = instances.as_array().map_or(&[][..], Vec::as_slice);
+                if let Some(i) = items.iter().position(|item| !item.is_object()) {
+                    let at = format!("instances[{i}]");
+                    return Err(ApiError::invalid(
+                        format!("{at} must be a passenger object"),
+                        at,
+                    ));
+                }
+                let batch: Batch = serde_path_to_error::deserialize(value).map_err(shape_error)?;
+                if !(1..=MAX_BATCH).contains(&batch.instances.len()) {
+                    return Err(ApiError::invalid(INSTANCES_RULE, "instances"));
+                }
+                Payload::Batch(batch.instances)
+            }
+            None => Payload::Single(serde_path_to_error::deserialize(value).map_err(shape_error)?),
+        };
+        for (i, passenger) in payload.passengers().iter().enumerate() {
+            passenger.validate().map_err(|field| {
+                let path = match payload {
+                    Payload::Single(_) => field.to_string(),
+                    Payload::Batch(_) => format!("instances[{i}].{field}"),
+                };
+                ApiError::invalid(rule(field).unwrap_or(field), path)
+            })?;
+        }
+        Ok(payload)
+    }
+}
+
+const INSTANCES_RULE: &str = "instances must be an array of 1 to 1024 passengers";
+
+/// What each field must be, as told to a client that got it wrong.
+fn rule(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "Pclass" => "Pclass must be an integer between 1 and 3",
+        "Sex" => "Sex must be 'male' or 'female'",
+        "Age" => "Age must be a number between 0 and 200 or null",
+        "SibSp" => "SibSp must be an integer between 0 and 100",
+        "Parch" => "Parch must be an integer between 0 and 100",
+        "Fare" => "Fare must be a number between 0 and 100000",
+        _ => return None,
+    })
+}
+
+impl Passenger {
+    /// The range rules that serde's types do not express; on failure, the first field that
+    /// breaks one.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let counts = 0..=COUNT_MAX;
+        let checks = [
+            ("Pclass", (1..=3).contains(&self.pclass)),
+            ("Age", self.age.is_none_or(|a| (0.0..=AGE_MAX).contains(&a))),
+            ("SibSp", counts.contains(&self.sibsp)),
+            ("Parch", counts.contains(&self.parch)),
+            ("Fare", (0.0..=FARE_MAX).contains(&self.fare)),
+        ];
+        match checks.into_iter().find(|(_, ok)| !ok) {
+            Some((field, _)) => Err(field),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A serde error while turning the JSON value into a [`Batch`] or [`Passenger`]: a 422 naming
+/// the field at fault.
+fn shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let mut path = String::new();
+    let mut last = None;
+    for segment in err.path().iter() {
+        match segment {
+            Segment::Seq { index } => {
+                let _ = write!(path, "[{index}]");
+                last = None;
+            }
+            Segment::Map { key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                last = Some(key.as_str());
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    let at = |name: &str| match path.as_str() {
+        "" => name.to_string(),
+        parent => format!("{parent}.{name}"),
+    };
+    let message = err.inner().to_string();
+    // serde_path_to_error puts a missing field's error at the object that should hold it, and an
+    // unknown field's at the key itself.
+    if let Some(name) = between(&message, "missing field `", "`") {
+        return ApiError::invalid(format!("{name} is required"), at(name));
+    }
+    if let Some(name) = between(&message, "unknown field `", "`, expected") {
+        let path = if last == Some(name) {
+            path.clone()
+        } else {
+            at(name)
+        };
+        return ApiError::invalid(format!("unknown field '{name}'"), path);
+    }
+    let message: Cow<'static, str> = match last {
+        Some("instances") if path == "instances" => INSTANCES_RULE.into(),
+        Some(field) => rule(field).map_or(message.into(), Cow::Borrowed),
+        None => message.into(),
+    };
+    ApiError {
+        field: (!path.is_empty()).then_some(path),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+}
+
+/// The field name serde quotes in "{prefix}{name}{suffix}...". The suffix is searched from the
+/// end: a client's key may hold anything, serde's text after it never holds the suffix again.
+fn between<'a>(message: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    Some(&rest[..rest.rfind(suffix)?])
+}
+
+/// Every error the servers send: `{"error": message, "field": path-or-null}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: Cow<'static, str>,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             status,
             message: message.into(),
-            field,
+            field: None,
         }
     }
 
-    pub(crate) fn bad_json(message: impl Into<Vec<u8>>) -> Self {
-        Self::new(400, message, None)
-    }
-
-    pub(crate) fn too_deep() -> Self {
-        Self::bad_json(format!(
-            "malformed JSON: nested deeper than {MAX_DEPTH} levels"
-        ))
-    }
-
-    pub(crate) fn duplicate_key(key: &[u8]) -> Self {
-        let message = [b"malformed JSON: duplicate key '", key, b"'"].concat();
-        Self::new(400, message, Some(key.to_vec()))
-    }
-
-    fn invalid(message: impl Into<Vec<u8>>, field: impl Into<Vec<u8>>) -> Self {
-        Self::new(422, message, Some(field.into()))
-    }
-
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    pub fn message(&self) -> &[u8] {
-        &self.message
-    }
-
-    pub fn field(&self) -> Option<&[u8]> {
-        self.field.as_deref()
-    }
-
-    pub fn message_lossy(&self) -> String {
-        String::from_utf8_lossy(&self.message).into_owned()
-    }
-
-    pub fn field_lossy(&self) -> Option<String> {
-        self.field
-            .as_deref()
-            .map(|f| String::from_utf8_lossy(f).into_owned())
-    }
-
-    /// `{"error":message,"field":field-or-null}`, compact like the Python servers' orjson output.
-    pub fn to_json(&self) -> Vec<u8> {
-        error_json(&self.message, self.field.as_deref())
-    }
-}
-
-pub fn error_json(message: &[u8], field: Option<&[u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 40);
-    out.extend_from_slice(b"{\"error\":");
-    json::write_json_string(&mut out, message);
-    out.extend_from_slice(b",\"field\":");
-    match field {
-        Some(field) => json::write_json_string(&mut out, field),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
-    out
-}
-
-/// Validated passengers, and whether they came as `{"instances": [...]}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Request {
-    pub passengers: Vec<Passenger>,
-    pub batch: bool,
-}
-
-/// `contract.check_content_type`. Servers hand Python header values decoded as latin-1; Python's
-/// `str.strip()` then removes these latin-1 whitespace characters, and `str.lower()` can only map
-/// a latin-1 character to ASCII when it is an ASCII capital, so the test reduces to bytes.
-pub fn check_content_type(content_type: Option<&[u8]>) -> Result<(), ContractError> {
-    let is_space = |b: &u8| {
-        matches!(
-            b,
-            b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f | b' ' | 0x85 | 0xa0
-        )
-    };
-    let value = content_type.unwrap_or_default();
-    let media_type = value.split(|&b| b == b';').next().unwrap_or_default();
-    let start = media_type.iter().position(|b| !is_space(b));
-    let media_type = match start {
-        Some(start) => {
-            let end = media_type
-                .iter()
-                .rposition(|b| !is_space(b))
-                .unwrap_or(start);
-            &media_type[start..=end]
+    pub fn invalid(message: impl Into<Cow<'static, str>>, field: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
         }
-        None => &[][..],
-    };
-    if media_type.eq_ignore_ascii_case(b"application/json") {
-        Ok(())
-    } else {
-        Err(ContractError::new(
-            415,
-            "Content-Type must be application/json",
-            None,
-        ))
+    }
+
+    pub fn body_too_large() -> Self {
+        let message = format!("body exceeds {MAX_BODY_BYTES} bytes");
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
     }
 }
 
-/// Everything between the raw request and validated passengers, in the contract's order
-/// (`contract.parse_request`).
-pub fn parse_request(body: &[u8], content_type: Option<&[u8]>) -> Result<Request, ContractError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(body_too_large());
-    }
-    check_content_type(content_type)?;
-    let doc = json::decode(body)?;
-    // No valid body nests deeper than 3, so past 32 levels the answer is always this 400; it is
-    // only decided after validation fails so that the order of checks is Python's.
-    validate_body(&doc.value).map_err(|err| {
-        if doc.depth > MAX_DEPTH {
-            ContractError::too_deep()
-        } else {
-            err
-        }
-    })
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    field: Option<&'a str>,
 }
 
-pub fn body_too_large() -> ContractError {
-    ContractError::new(413, format!("body exceeds {MAX_BODY_BYTES} bytes"), None)
-}
-
-/// `contract.validate_body`.
-pub fn validate_body(doc: &Value<'_>) -> Result<Request, ContractError> {
-    if let (Value::Object(pairs), Some(instances)) = (doc, doc.get("instances")) {
-        let extra = pairs
-            .iter()
-            .map(|(k, _)| k.as_ref())
-            .filter(|&k| k != b"instances")
-            .min();
-        if let Some(extra) = extra {
-            let message = [b"unknown field '", extra, b"' beside instances"].concat();
-            return Err(ContractError::invalid(message, extra));
-        }
-        let items = match instances {
-            Value::Array(items) if (1..=MAX_BATCH).contains(&items.len()) => items,
-            _ => {
-                return Err(ContractError::invalid(
-                    format!("instances must be an array of 1 to {MAX_BATCH} passengers"),
-                    "instances",
-                ));
-            }
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: &self.message,
+            field: self.field.as_deref(),
         };
-        let passengers = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| validate_passenger(item, Some(i)))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Request {
-            passengers,
-            batch: true,
-        });
+        (self.status, Json(body)).into_response()
     }
-    Ok(Request {
-        passengers: vec![validate_passenger(doc, None)?],
-        batch: false,
-    })
 }
 
-/// `contract.validate_passenger`; `index` is the position inside `instances`, if any. Paths are
-/// only formatted on the way out with an error.
-pub fn validate_passenger(
-    obj: &Value<'_>,
-    index: Option<usize>,
-) -> Result<Passenger, ContractError> {
-    let prefix = || match index {
-        Some(i) => format!("instances[{i}]."),
-        None => String::new(),
-    };
-    let at = |name: &[u8]| [prefix().as_bytes(), name].concat();
-    let Value::Object(pairs) = obj else {
-        return Err(match index {
-            Some(i) => {
-                let place = format!("instances[{i}]");
-                ContractError::new(
-                    422,
-                    format!("{place} must be a JSON object"),
-                    Some(place.into()),
-                )
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            ),
+            JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(
+                FailedToBufferBody::LengthLimitError(_),
+            )) => Self::body_too_large(),
+            // Only when the client stops sending mid-body; nobody will read the answer.
+            JsonRejection::BytesRejection(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "could not read the request body")
             }
-            None => ContractError::new(422, "body must be a JSON object", None),
-        });
-    };
-    let required = |name: &str| {
-        obj.get(name).ok_or_else(|| {
-            ContractError::invalid(format!("{name} is required"), at(name.as_bytes()))
-        })
-    };
-    let integer = |name: &str, low: i64, high: i64| -> Result<i64, ContractError> {
-        let value = required(name)?;
-        match *value {
-            Value::Int(v) if (low..=high).contains(&v) => Ok(v),
-            Value::Float(v) if v.fract() == 0.0 && low as f64 <= v && v <= high as f64 => {
-                Ok(v as i64)
-            }
-            _ => Err(ContractError::invalid(
-                format!("{name} must be an integer between {low} and {high}"),
-                at(name.as_bytes()),
-            )),
+            // Data errors cannot happen on the way to a `Value`; both mean the text is not JSON.
+            JsonRejection::JsonSyntaxError(e) => Self::malformed(&e),
+            JsonRejection::JsonDataError(e) => Self::malformed(&e),
+            other => Self::new(other.status(), other.body_text()),
         }
-    };
-    let number = |value: Option<&Value<'_>>, high: f64| match value {
-        Some(&Value::Int(v)) if 0 <= v && v <= high as i64 => Some(v as f64),
-        Some(&Value::Float(v)) if (0.0..=high).contains(&v) => Some(v),
-        _ => None,
-    };
-
-    let pclass = integer("Pclass", 1, 3)?;
-    let sex = match required("Sex")? {
-        Value::Str(s) if s.as_ref() == b"male" => Sex::Male,
-        Value::Str(s) if s.as_ref() == b"female" => Sex::Female,
-        _ => {
-            return Err(ContractError::invalid(
-                "Sex must be 'male' or 'female'",
-                at(b"Sex"),
-            ));
-        }
-    };
-    let age = match obj.get("Age") {
-        None | Some(Value::Null) => None,
-        value => Some(
-            number(value, AGE_MAX)
-                .ok_or_else(|| ContractError::invalid(AGE_MESSAGE, at(b"Age")))?,
-        ),
-    };
-    let sibsp = integer("SibSp", 0, COUNT_MAX)?;
-    let parch = integer("Parch", 0, COUNT_MAX)?;
-    let fare_value = required("Fare")?;
-    let fare = number(Some(fare_value), FARE_MAX)
-        .ok_or_else(|| ContractError::invalid(FARE_MESSAGE, at(b"Fare")))?;
-    let unknown = pairs
-        .iter()
-        .map(|(k, _)| k.as_ref())
-        .filter(|k| !FIELDS.iter().any(|f| f.as_bytes() == *k))
-        .min();
-    if let Some(key) = unknown {
-        return Err(ContractError::invalid(
-            [b"unknown field '", key, b"'"].concat(),
-            at(key),
-        ));
     }
-    Ok(Passenger {
-        pclass,
-        sex,
-        age,
-        sibsp,
-        parch,
-        fare,
-    })
+}
+
+impl ApiError {
+    /// serde_json's own description (it holds line and column, never any server detail).
+    fn malformed(err: &dyn std::error::Error) -> Self {
+        let mut source = err;
+        while let Some(inner) = source.source() {
+            source = inner;
+        }
+        Self::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {source}"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn content_types() {
-        for ok in [
-            &b"application/json"[..],
-            b"Application/JSON; charset=utf-8",
-            b" application/json ;",
-            b"\xa0application/json\t",
-        ] {
-            assert!(check_content_type(Some(ok)).is_ok(), "{ok:?}");
-        }
-        for bad in [
-            &b""[..],
-            b"text/plain",
-            b"application/json2",
-            b"application/ json",
-            b"application/x-json",
-        ] {
-            assert_eq!(check_content_type(Some(bad)).unwrap_err().status(), 415);
-        }
-        assert_eq!(check_content_type(None).unwrap_err().status(), 415);
+    const OK: &str =
+        r#"{"Pclass": 3, "Sex": "male", "Age": 22.0, "SibSp": 1, "Parch": 0, "Fare": 7.25}"#;
+
+    fn parse(body: &str) -> Result<Payload, ApiError> {
+        Payload::from_value(serde_json::from_str(body).expect("test body is JSON"))
+    }
+
+    fn fault(body: &str) -> (u16, String, Option<String>) {
+        let err = parse(body).expect_err(body);
+        (err.status.as_u16(), err.message.into_owned(), err.field)
     }
 
     #[test]
-    fn messages() {
-        let err =
-            |body: &str| parse_request(body.as_bytes(), Some(b"application/json")).unwrap_err();
-        let e = err(
-            r#"{"instances": [{"Pclass": 3, "Sex": "male", "Age": 22.0, "SibSp": 1, "Parch": 0, "Fare": 7.25}, {"Pclass": 3, "Sex": "male", "Age": -3, "SibSp": 1, "Parch": 0, "Fare": 7.25}]}"#,
-        );
-        assert_eq!(
-            e.message_lossy(),
-            "Age must be a number between 0 and 200 or null"
-        );
-        assert_eq!(e.field_lossy().as_deref(), Some("instances[1].Age"));
-        let e = err(r#"{"instances": [], "zeta": 1, "Alpha": 2}"#);
-        assert_eq!(e.message_lossy(), "unknown field 'Alpha' beside instances");
-        let e = err(r#"{"Pclass": 1.5}"#);
-        assert_eq!(
-            e.message_lossy(),
-            "Pclass must be an integer between 1 and 3"
-        );
-        let e = err(r#"{"Pclass": 1, "Sex": "male", "SibSp": 0, "Parch": 0, "Fare": 1e300}"#);
-        assert_eq!(
-            e.message_lossy(),
-            "Fare must be a number between 0 and 100000"
-        );
-        let e = err(r#"[1]"#);
-        assert_eq!(
-            (e.status(), e.message_lossy(), e.field()),
-            (422, "body must be a JSON object".into(), None)
-        );
-        let e = err(r#"{"instances": [1]}"#);
-        assert_eq!(e.message_lossy(), "instances[0] must be a JSON object");
-        let e = err(
-            r#"{"Pclass": 1, "Sex": "male", "SibSp": 0, "Parch": 0, "Fare": 1, "b": 1, "a": 2}"#,
-        );
-        assert_eq!(
-            (e.message_lossy(), e.field_lossy()),
-            ("unknown field 'a'".into(), Some("a".into()))
-        );
-        let e = err(&format!("{}{}", "[".repeat(33), "]".repeat(33)));
-        assert_eq!(
-            e.message_lossy(),
-            "malformed JSON: nested deeper than 32 levels"
-        );
-        let e = err(&format!("{}{}", "[".repeat(32), "]".repeat(32)));
-        assert_eq!(e.status(), 422);
+    fn single_and_batch() {
+        let single = parse(OK).unwrap();
+        assert_eq!(single.passengers().len(), 1);
+        assert!(matches!(single, Payload::Single(_)));
+        let batch = parse(&format!(r#"{{"instances": [{OK}, {OK}]}}"#)).unwrap();
+        assert!(matches!(&batch, Payload::Batch(p) if p.len() == 2));
+        let no_age = parse(r#"{"Pclass": 1, "Sex": "female", "SibSp": 0, "Parch": 0, "Fare": 0}"#);
+        assert_eq!(no_age.unwrap().passengers()[0].age, None);
     }
 
     #[test]
-    fn error_body() {
-        let e = ContractError::invalid(&b"unknown field '\xed\xa0\x80'"[..], &b"\xed\xa0\x80"[..]);
-        assert_eq!(
-            String::from_utf8(e.to_json()).unwrap(),
-            r#"{"error":"unknown field '\ud800'","field":"\ud800"}"#
+    fn fields_at_fault_are_named() {
+        let cases = [
+            (
+                r#"{"Pclass": 3.0}"#,
+                "Pclass",
+                "Pclass must be an integer between 1 and 3",
+            ),
+            (
+                r#"{"Pclass": 4, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 1}"#,
+                "Pclass",
+                "Pclass must be an integer between 1 and 3",
+            ),
+            (
+                r#"{"Pclass": 1, "Sex": "Male"}"#,
+                "Sex",
+                "Sex must be 'male' or 'female'",
+            ),
+            (
+                r#"{"Pclass": 1, "Sex": "male", "SibSp": 0, "Parch": 0}"#,
+                "Fare",
+                "Fare is required",
+            ),
+            (
+                r#"{"Pclass": 1, "Sex": "male", "SibSp": 0, "Parch": 0, "Fare": 1, "fare": 2}"#,
+                "fare",
+                "unknown field 'fare'",
+            ),
+            (
+                r#"{"Pclass": 1, "Sex": "male", "Age": true}"#,
+                "Age",
+                "Age must be a number between 0 and 200 or null",
+            ),
+            (
+                r#"{"Pclass": 1, "Sex": "male", "SibSp": 101, "Parch": 0, "Fare": 1}"#,
+                "SibSp",
+                "SibSp must be an integer between 0 and 100",
+            ),
+            (
+                r#"{"Pclass": 1, "Sex": "male", "SibSp": 0, "Parch": 0, "Fare": 1e300}"#,
+                "Fare",
+                "Fare must be a number between 0 and 100000",
+            ),
+            (r#"{"instances": []}"#, "instances", INSTANCES_RULE),
+            (r#"{"instances": {}}"#, "instances", INSTANCES_RULE),
+            (
+                r#"{"instances": [], "Pclass": 1}"#,
+                "Pclass",
+                "unknown field 'Pclass'",
+            ),
+        ];
+        for (body, field, message) in cases {
+            assert_eq!(
+                fault(body),
+                (422, message.into(), Some(field.into())),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_into_a_batch() {
+        let bad_age = OK.replace("22.0", "-3");
+        let body = format!(r#"{{"instances": [{OK}, {bad_age}]}}"#);
+        assert_eq!(fault(&body).2.as_deref(), Some("instances[1].Age"));
+        let body = format!(r#"{{"instances": [{OK}, 7]}}"#);
+        assert_eq!(fault(&body).2.as_deref(), Some("instances[1]"));
+        let body = format!(r#"{{"instances": [{OK}, {{"Pclass": 1}}]}}"#);
+        assert_eq!(fault(&body).2.as_deref(), Some("instances[1].Sex"));
+        let body = format!(
+            r#"{{"instances": [{OK}, {{"Pclass": 1, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 7, "x`, y": 1}}]}}"#
         );
-        assert_eq!(
-            String::from_utf8(body_too_large().to_json()).unwrap(),
-            r#"{"error":"body exceeds 1048576 bytes","field":null}"#
-        );
+        assert_eq!(fault(&body).2.as_deref(), Some("instances[1].x`, y"));
+        let many = vec![OK; MAX_BATCH + 1].join(",");
+        let body = format!(r#"{{"instances": [{many}]}}"#);
+        assert_eq!(fault(&body).2.as_deref(), Some("instances"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_has_no_field() {
+        for body in ["[1]", "1", "null", "\"x\"", "[]"] {
+            let (status, _, field) = fault(body);
+            assert_eq!((status, field), (422, None), "{body}");
+        }
     }
 }

@@ -1,208 +1,186 @@
-//! The HTTP surface of docs/api.md on axum.
+//! The routes of docs/api.md on axum.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
-use axum::routing::any;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::contract::{self, MAX_BODY_BYTES, error_json};
-use crate::engine::{self, Engine, Model};
+use crate::contract::{ApiError, MAX_BODY_BYTES, Payload};
+use crate::engine::{self, Engine};
 use crate::preprocess::Preprocessor;
+use crate::serve::REQUEST_TIMEOUT;
 
-/// Everything a request handler needs; shared read-only by all workers.
+/// Everything a handler needs; shared read-only by all workers.
 pub struct App {
-    framework: &'static str,
+    id: String,
+    /// Sorted; a model's engine index is its position here.
+    models: Vec<String>,
     engine: Arc<dyn Engine>,
     preprocessor: Preprocessor,
-    health_body: Bytes,
 }
 
 impl App {
+    /// `models` must be in the order the engine loaded them (sorted by name).
     pub fn new(
-        framework: &'static str,
+        id: impl Into<String>,
+        models: Vec<String>,
         engine: Arc<dyn Engine>,
         preprocessor: Preprocessor,
     ) -> Self {
-        let models = serde_json::to_string(&Model::ALL.map(Model::name)).unwrap_or_default();
-        let framework_json = serde_json::to_string(framework).unwrap_or_default();
-        let health = format!(r#"{{"status":"ok","framework":{framework_json},"models":{models}}}"#);
         Self {
-            framework,
+            id: id.into(),
+            models,
             engine,
             preprocessor,
-            health_body: Bytes::from(health),
         }
-    }
-
-    pub fn framework(&self) -> &'static str {
-        self.framework
     }
 }
 
-/// Routes are registered for every method and the handlers answer 405 themselves: axum's own
-/// 405 has an empty body, and its GET routes also answer HEAD, which the contract does not allow.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/health", any(health))
-        .route("/predict/{model}", any(predict))
+        .route("/health", get(health))
+        .route("/predict/{model}", post(predict))
         .fallback(not_found)
+        // After the routes: it applies to those registered before it. axum still sets Allow.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn(server_timing))
         .with_state(app)
 }
 
-async fn health(State(app): State<Arc<App>>, method: Method) -> Response {
+/// `Server-Timing: app;dur=<ms>` on every response the router makes: the server's own time,
+/// so that a benchmark can tell it from the transport's.
+async fn server_timing(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    if method != Method::GET {
-        return method_not_allowed("GET", start);
+    let mut response = next.run(request).await;
+    let timing = format!("app;dur={:.3}", start.elapsed().as_secs_f64() * 1e3);
+    if let Ok(value) = HeaderValue::from_str(&timing) {
+        response.headers_mut().insert("server-timing", value);
     }
-    respond(StatusCode::OK, app.health_body.clone(), start)
+    response
 }
 
-async fn not_found() -> Response {
-    let start = Instant::now();
-    error(StatusCode::NOT_FOUND, b"Not Found", start)
+/// Cuts off a request whose body trickles in (the header timeout only covers the head).
+async fn deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "request timed out").into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct Health<'a> {
+    status: &'static str,
+    framework: &'a str,
+    models: &'a [String],
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let health = Health {
+        status: "ok",
+        framework: &app.id,
+        models: &app.models,
+    };
+    Json(health).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+/// The model named in the path, as the engine's index. Extracted before the body, so an
+/// unknown model is a 404 whatever the body holds.
+struct Model(usize);
+
+impl FromRequestParts<Arc<App>> for Model {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        let name = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map(|Path(name)| name)
+            .unwrap_or_default();
+        match app.models.iter().position(|m| *m == name) {
+            Some(index) => Ok(Model(index)),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown model '{name}'"),
+            )),
+        }
+    }
+}
+
+/// A request body that passed the contract: axum's `Json` for syntax, content type and size,
+/// then [`Payload::from_value`] for shape and ranges.
+struct ValidBody(Payload);
+
+impl<S: Send + Sync> FromRequest<S> for ValidBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<Value>::from_request(request, state).await?;
+        Payload::from_value(value).map(ValidBody)
+    }
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    survived: u8,
+    probability: f64,
+}
+
+impl Prediction {
+    fn new(p: f32) -> Self {
+        Self {
+            survived: u8::from(p >= 0.5),
+            // Widened exactly, as Python's float(np.float32(p)).
+            probability: f64::from(p),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Predictions {
+    predictions: Vec<Prediction>,
 }
 
 async fn predict(
     State(app): State<Arc<App>>,
-    model: Result<Path<String>, PathRejection>,
-    request: Request,
-) -> Response {
-    let start = Instant::now();
-    if request.method() != Method::POST {
-        return method_not_allowed("POST", start);
-    }
-    let model = match model {
-        Ok(Path(name)) => match Model::from_name(&name) {
-            Some(model) => model,
-            None => {
-                let message = format!("unknown model '{name}'");
-                return error(StatusCode::NOT_FOUND, message.as_bytes(), start);
-            }
-        },
-        Err(_) => return error(StatusCode::NOT_FOUND, b"unknown model", start),
-    };
-
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return contract_error(&contract::body_too_large(), start);
-    }
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return contract_error(&contract::body_too_large(), start);
-        }
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                b"could not read the request body",
-                start,
-            );
-        }
-    };
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .map(HeaderValue::as_bytes);
-
-    let request = match contract::parse_request(&body, content_type) {
-        Ok(request) => request,
-        Err(err) => return contract_error(&err, start),
-    };
-    let rows = request.passengers.len();
-    let features = app.preprocessor.transform(&request.passengers);
-    // Inference runs inline on the tokio worker: a row takes microseconds, less than a hop to
-    // the blocking pool and back would cost. The one slow case is tract's tree ensemble (about
-    // 0.4 ms a row), which then holds this worker for the whole batch.
+    Model(model): Model,
+    ValidBody(payload): ValidBody,
+) -> Result<Response, ApiError> {
+    let passengers = payload.passengers();
+    let rows = passengers.len();
+    let features = app.preprocessor.transform(passengers);
+    // Inline on the tokio worker: a row takes microseconds, less than a hop to the blocking
+    // pool and back. The slow case is tract's tree ensemble (about 0.4 ms a row), which then
+    // holds this worker for the whole batch.
     let probabilities = app
         .engine
         .predict(model, &features, rows)
-        .and_then(|p| engine::check_output(&p, rows).map(|()| p));
-    let probabilities = match probabilities {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "{}: inference failed on {}: {e}",
-                app.framework,
-                model.name()
-            );
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                b"inference failed",
-                start,
-            );
-        }
-    };
-
-    let mut out = Vec::with_capacity(16 + rows * 48);
-    if request.batch {
-        out.extend_from_slice(b"{\"predictions\":[");
-        for (i, &p) in probabilities.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_prediction(&mut out, p);
-        }
-        out.extend_from_slice(b"]}");
-    } else {
-        write_prediction(&mut out, probabilities[0]);
-    }
-    respond(StatusCode::OK, Bytes::from(out), start)
-}
-
-/// `{"survived":0|1,"probability":p}`, p widened to f64 exactly as Python's `float(p)` does.
-fn write_prediction(out: &mut Vec<u8>, p: f32) {
-    out.extend_from_slice(if p >= 0.5 {
-        b"{\"survived\":1,\"probability\":"
-    } else {
-        b"{\"survived\":0,\"probability\":"
-    });
-    // serde_json prints the shortest repr that round-trips and keeps "1.0" a float.
-    if serde_json::to_writer(&mut *out, &f64::from(p)).is_err() {
-        out.extend_from_slice(b"null");
-    }
-    out.push(b'}');
-}
-
-fn respond(status: StatusCode, body: Bytes, start: Instant) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let timing = format!("app;dur={:.3}", start.elapsed().as_secs_f64() * 1e3);
-    if let Ok(value) = HeaderValue::from_str(&timing) {
-        headers.insert("server-timing", value);
-    }
-    response
-}
-
-fn error(status: StatusCode, message: &[u8], start: Instant) -> Response {
-    respond(status, Bytes::from(error_json(message, None)), start)
-}
-
-fn contract_error(err: &contract::ContractError, start: Instant) -> Response {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    respond(status, Bytes::from(err.to_json()), start)
-}
-
-fn method_not_allowed(allow: &'static str, start: Instant) -> Response {
-    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, b"Method Not Allowed", start);
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+        .and_then(|p| engine::check_output(&p, rows).map(|()| p))
+        .map_err(|e| {
+            eprintln!("{}: inference failed on {}: {e}", app.id, app.models[model]);
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference failed")
+        })?;
+    Ok(match payload {
+        Payload::Single(_) => Json(Prediction::new(probabilities[0])).into_response(),
+        Payload::Batch(_) => Json(Predictions {
+            predictions: probabilities.into_iter().map(Prediction::new).collect(),
+        })
+        .into_response(),
+    })
 }

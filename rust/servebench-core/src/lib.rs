@@ -1,97 +1,121 @@
-//! Everything the servebench Rust servers share: the HTTP contract (docs/api.md), request
-//! validation and preprocessing identical to the Python reference, configuration, and start-up.
-//! A server binary only adds an [`Engine`].
+//! Everything the servebench Rust servers share: the HTTP contract (docs/api.md) on axum, the
+//! preprocessing of preprocess.json, configuration, the transport and start-up. A server binary
+//! only adds an [`Engine`].
 
 pub mod config;
 pub mod conformance;
 pub mod contract;
 pub mod engine;
 pub mod http;
-pub mod json;
 pub mod preprocess;
+pub mod serve;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
-
-pub use engine::{Engine, EngineError, INPUT_NAME, LoadRequest, Model, OUTPUT_NAME};
+pub use contract::{Passenger, Payload, Sex};
+pub use engine::{Engine, EngineError, INPUT_NAME, LoadRequest, ModelSpec, OUTPUT_NAME};
 pub use preprocess::{N_FEATURES, Preprocessor};
 
 use config::{Command, Config};
-use contract::{Passenger, Sex};
-use http::App;
 
 /// Parse the command line, load and warm the models, then serve until SIGINT or SIGTERM.
-/// `framework` is the id /health reports; `load` builds the engine from the model files.
-pub fn run<E, F>(framework: &'static str, load: F) -> ExitCode
+/// `default_id` is the server id when neither `--id` nor `SERVEBENCH_SERVER_ID` gives one;
+/// `load` builds the engine from the model files.
+pub fn run<E, F>(default_id: &str, load: F) -> ExitCode
 where
     E: Engine,
     F: FnOnce(&LoadRequest) -> Result<E, String>,
 {
     let program = std::env::args()
         .next()
-        .unwrap_or_else(|| framework.to_string());
-    let config = match config::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+        .unwrap_or_else(|| default_id.to_string());
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match config::parse(std::env::args().skip(1), env, default_id) {
         Ok(Command::Serve(config)) => config,
         Ok(Command::Help) => {
-            print!("{}", config::usage(&program));
+            print!("{}", config::usage(&program, default_id));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{program}: {e}\n{}", config::usage(&program));
+            eprintln!("{program}: {e}\n{}", config::usage(&program, default_id));
             return ExitCode::from(2);
         }
     };
-    match start(framework, &config, load) {
+    match start(&config, load) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{framework}: {e}");
+            eprintln!("{}: {e}", config.id);
             ExitCode::FAILURE
         }
     }
 }
 
-fn start<E, F>(framework: &'static str, config: &Config, load: F) -> Result<(), String>
+fn start<E, F>(config: &Config, load: F) -> Result<(), String>
 where
     E: Engine,
     F: FnOnce(&LoadRequest) -> Result<E, String>,
 {
     let dir = &config.models_dir;
     let preprocessor = Preprocessor::load(&dir.join("preprocess.json"))?;
-    let models = Model::ALL
-        .into_iter()
-        .map(|model| {
-            let path = dir.join(model.file());
+    let models = config
+        .models
+        .iter()
+        .map(|(name, file)| {
+            let path = dir.join(file);
             check_readable(&path)?;
-            Ok((model, path))
+            Ok(ModelSpec {
+                name: name.clone(),
+                path,
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     // available_parallelism honours the CPU affinity mask, so `taskset` sizes the server.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let engine = load(&LoadRequest { models, workers })?;
-    warm_up(framework, &engine, &preprocessor)?;
+    let engine = load(&LoadRequest {
+        models: models.clone(),
+        workers,
+    })?;
+    warm_up(&config.id, &engine, &models, &preprocessor)?;
 
-    let app = Arc::new(App::new(framework, Arc::new(engine), preprocessor));
+    let names = models.into_iter().map(|m| m.name).collect();
+    let app = http::App::new(&config.id, names, Arc::new(engine), preprocessor);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
-    runtime.block_on(serve(app, &config.host, config.port, workers))
+    runtime.block_on(async {
+        let (host, port) = (config.host.as_str(), config.port);
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+        if let Ok(address) = listener.local_addr() {
+            eprintln!(
+                "{}: listening on http://{address} with {workers} worker thread(s)",
+                config.id
+            );
+        }
+        let router = http::router(Arc::new(app));
+        serve::serve(
+            listener,
+            router,
+            &serve::Limits::default(),
+            serve::shutdown_signal(),
+        )
+        .await;
+        Ok(())
+    })
 }
 
 fn check_readable(path: &Path) -> Result<(), String> {
-    match std::fs::File::open(path) {
-        Ok(file) => match file.metadata() {
-            Ok(meta) if meta.is_file() => Ok(()),
-            Ok(_) => Err(format!(
-                "model file {} is not a regular file",
-                path.display()
-            )),
-            Err(e) => Err(format!("cannot read model file {}: {e}", path.display())),
-        },
+    match std::fs::File::open(path).and_then(|file| file.metadata()) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(format!(
+            "model file {} is not a regular file",
+            path.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(format!("missing model file {}", path.display()))
         }
@@ -99,11 +123,12 @@ fn check_readable(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Run every model once (every copy of it, for engines that keep several) on a batch of two
-/// and once on a single row, and insist on sane, batch-independent answers before serving.
+/// Run every model (every copy of it, for engines that keep several) on a batch of two and on a
+/// single row, and insist on sane, batch-independent answers before serving.
 fn warm_up(
-    framework: &str,
+    id: &str,
     engine: &dyn Engine,
+    models: &[ModelSpec],
     preprocessor: &Preprocessor,
 ) -> Result<(), String> {
     let passengers = [
@@ -125,12 +150,18 @@ fn warm_up(
         },
     ];
     let features = preprocessor.transform(&passengers);
-    for model in Model::ALL {
-        let fail = |e: EngineError| format!("warm-up of {} failed: {e}", model.name());
-        let batch = engine.warm_up(model, &features, 2).map_err(fail)?;
+    for (index, model) in models.iter().enumerate() {
+        let fail = |e: EngineError| {
+            format!(
+                "warm-up of {} ({}) failed: {e}",
+                model.name,
+                model.path.display()
+            )
+        };
+        let batch = engine.warm_up(index, &features, 2).map_err(fail)?;
         engine::check_output(&batch, 2).map_err(fail)?;
         let single = engine
-            .predict(model, &features[..N_FEATURES], 1)
+            .predict(index, &features[..N_FEATURES], 1)
             .map_err(fail)?;
         engine::check_output(&single, 1).map_err(fail)?;
         if (single[0] - batch[0]).abs() > 1e-5 {
@@ -140,53 +171,9 @@ fn warm_up(
             ))));
         }
         eprintln!(
-            "{framework}: {} ready (warm-up probabilities {batch:?})",
-            model.name()
+            "{id}: {} ready (warm-up probabilities {batch:?})",
+            model.name
         );
     }
     Ok(())
-}
-
-async fn serve(app: Arc<App>, host: &str, port: u16, workers: usize) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind((host, port))
-        .await
-        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
-    eprintln!(
-        "{}: listening on http://{address} with {workers} worker thread(s)",
-        app.framework()
-    );
-    // Small responses should leave at once rather than wait on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }

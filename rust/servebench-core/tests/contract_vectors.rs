@@ -1,66 +1,157 @@
-//! The shared vectors in tests/vectors/contract.json, which the Python tests check as well.
+//! The shared vectors in tests/vectors/contract.json, which the Python tests check as well:
+//! every request vector goes through the real router (over a fake engine), and every feature
+//! vector through the preprocessing.
 
-use std::path::PathBuf;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use axum::http::StatusCode;
+use common::{FakeEngine, app_with, post, send};
+use serde::Deserialize;
 use serde_json::Value;
-use servebench_core::Preprocessor;
-use servebench_core::contract::parse_request;
+use servebench_core::{Passenger, Preprocessor};
 
-fn vectors() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/contract.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("contract.json is JSON")
+#[derive(Deserialize)]
+struct Vectors {
+    preprocess: Value,
+    features: Vec<FeatureCase>,
+    requests: Vec<RequestCase>,
 }
 
-#[test]
-fn every_request_vector_gets_the_contract_answer() {
-    let vectors = vectors();
-    let requests = vectors["requests"].as_array().expect("requests");
-    assert!(
-        requests.len() >= 60,
-        "only {} request vectors",
-        requests.len()
-    );
+#[derive(Deserialize)]
+struct FeatureCase {
+    passenger: Passenger,
+    features: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct RequestCase {
+    name: String,
+    body: String,
+    content_type: Option<String>,
+    status: Vec<u16>,
+    /// Only present when the field must be checked; `Some(None)` means it must be null.
+    #[serde(default, deserialize_with = "present")]
+    field: Option<Option<String>>,
+    count: Option<usize>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn load(path: &Path) -> Vectors {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/contract.json")
+}
+
+/// Every failure, one line each, so that one run shows all of them.
+async fn check_requests(vectors: &Vectors) -> Vec<String> {
     let mut failures = Vec::new();
-    for case in requests {
-        let name = case["name"].as_str().expect("name");
-        let body = case["body"].as_str().expect("body");
-        let content_type = case["content_type"].as_str().map(str::as_bytes);
-        let status = case["status"].as_u64().expect("status");
-        let got = match parse_request(body.as_bytes(), content_type) {
-            Ok(request) => (200, None, Some(request.passengers.len() as u64)),
-            Err(err) => (u64::from(err.status()), err.field_lossy(), None),
-        };
-        let expected = if status == 200 {
-            (200, None, case["count"].as_u64())
-        } else {
-            (status, case["field"].as_str().map(String::from), None)
-        };
-        if got != expected {
-            failures.push(format!("{name}: expected {expected:?}, got {got:?}"));
+    for case in &vectors.requests {
+        let app = app_with(FakeEngine, &vectors.preprocess);
+        let request = post(
+            "/predict/pytorch_onnx",
+            case.content_type.as_deref(),
+            case.body.clone(),
+        );
+        let reply = send(app, request).await;
+        let name = &case.name;
+        if !case.status.contains(&reply.status.as_u16()) {
+            failures.push(format!(
+                "{name}: status {} not in {:?}: {}",
+                reply.status, case.status, reply.body
+            ));
+            continue;
+        }
+        if reply.status == StatusCode::OK {
+            let doc = reply.json();
+            let count = match doc.get("predictions") {
+                Some(predictions) => predictions.as_array().map_or(0, Vec::len),
+                None => usize::from(doc.get("probability").is_some()),
+            };
+            if case.count.is_some_and(|n| n != count) {
+                failures.push(format!(
+                    "{name}: {count} predictions, expected {:?}",
+                    case.count
+                ));
+            }
+        } else if let Some(field) = &case.field {
+            let got = reply.error().1;
+            if got != *field {
+                failures.push(format!(
+                    "{name}: field {got:?}, expected {field:?}: {}",
+                    reply.body
+                ));
+            }
         }
     }
+    failures
+}
+
+fn check_features(vectors: &Vectors) -> Vec<String> {
+    let preprocessor = Preprocessor::from_json(&vectors.preprocess).expect("preprocess document");
+    let mut failures = Vec::new();
+    for case in &vectors.features {
+        // Python wrote float(np.float32), so the expected values are exactly representable.
+        let got: Vec<f64> = preprocessor
+            .features(&case.passenger)
+            .map(f64::from)
+            .to_vec();
+        if got != case.features {
+            failures.push(format!(
+                "{:?}: {got:?}, expected {:?}",
+                case.passenger, case.features
+            ));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn every_request_vector_gets_an_allowed_answer() {
+    let vectors = load(&shared());
+    assert!(
+        vectors.requests.len() >= 20,
+        "only {} request vectors",
+        vectors.requests.len()
+    );
+    let failures = check_requests(&vectors).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn every_feature_vector_matches_bit_for_bit() {
-    let vectors = vectors();
-    let preprocessor = Preprocessor::from_json(&vectors["preprocess"]).expect("preprocess doc");
-    let cases = vectors["features"].as_array().expect("features");
-    assert!(!cases.is_empty());
-    for case in cases {
-        let body = serde_json::to_vec(&case["passenger"]).unwrap();
-        let request = parse_request(&body, Some(b"application/json")).expect("valid passenger");
-        let got = preprocessor.transform(&request.passengers);
-        let expected: Vec<f64> = case["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        // Python wrote float(np.float32), so the expected values are exactly representable.
-        let got: Vec<f64> = got.iter().map(|&f| f64::from(f)).collect();
-        assert_eq!(got, expected, "passenger {}", case["passenger"]);
-    }
+    let vectors = load(&shared());
+    assert!(!vectors.features.is_empty());
+    let failures = check_features(&vectors);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The checks themselves, on a small file in the same schema with a wrong answer planted in it.
+#[tokio::test]
+async fn the_checks_catch_wrong_answers() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/contract-sample.json");
+    let vectors = load(&path);
+    let failures = check_requests(&vectors).await;
+    let names: Vec<&str> = failures
+        .iter()
+        .map(|f| f.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "planted wrong status",
+            "planted wrong field",
+            "planted wrong count"
+        ],
+        "{failures:#?}"
+    );
+    let failures = check_features(&vectors);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
 }
