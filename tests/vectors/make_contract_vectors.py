@@ -84,7 +84,7 @@ REQUESTS: list[tuple[str, str, str | None, tuple[int, ...], object, int | None]]
     ("Pclass 0", body(Pclass=0), J, REJECTED, "Pclass", None),
     ("Pclass 4", body(Pclass=4), J, REJECTED, "Pclass", None),
     ("Pclass string", body(Pclass="3"), J, REJECTED, "Pclass", None),
-    ("Pclass written as a float", body(Pclass=1.0), J, REJECTED, "Pclass", None),
+    ("integral floats", body(Pclass=1.0, SibSp=0.0, Parch=2.0), J, (200,), None, 1),
     ("Pclass fraction", body(Pclass=2.5), J, REJECTED, "Pclass", None),
     ("Pclass bool", body(Pclass=True), J, REJECTED, "Pclass", None),
     ("Sex other", body(Sex="other"), J, REJECTED, "Sex", None),

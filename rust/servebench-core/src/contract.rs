@@ -35,18 +35,34 @@ pub enum Sex {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Passenger {
-    #[serde(rename = "Pclass")]
+    #[serde(rename = "Pclass", deserialize_with = "integer")]
     pub pclass: i64,
     #[serde(rename = "Sex")]
     pub sex: Sex,
     #[serde(rename = "Age", default)]
     pub age: Option<f64>,
-    #[serde(rename = "SibSp")]
+    #[serde(rename = "SibSp", deserialize_with = "integer")]
     pub sibsp: i64,
-    #[serde(rename = "Parch")]
+    #[serde(rename = "Parch", deserialize_with = "integer")]
     pub parch: i64,
     #[serde(rename = "Fare")]
     pub fare: f64,
+}
+
+/// An integer as JSON Schema (and the OpenAPI document) has it: `3` or `3.0`, not `2.5`, `"3"` or
+/// `true`. serde's own `i64` refuses `3.0`.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        // Integral floats beyond i64 saturate, and the range check refuses them.
+        Some(f) if f.fract() == 0.0 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid type: {number}, expected an integer"
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -311,7 +327,7 @@ mod tests {
     fn fields_at_fault_are_named() {
         let cases = [
             (
-                r#"{"Pclass": 3.0}"#,
+                r#"{"Pclass": 2.5}"#,
                 "Pclass",
                 "Pclass must be an integer between 1 and 3",
             ),

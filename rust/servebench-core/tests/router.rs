@@ -247,11 +247,37 @@ async fn malformed_json_is_400() {
 }
 
 #[tokio::test]
+async fn content_length_with_transfer_encoding_is_refused() {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/predict/pytorch_onnx")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, OK.len())
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(Body::from(OK))
+        .unwrap();
+    let reply = send(app(), request).await;
+    assert_json_error(&reply, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.headers[header::CONNECTION], "close");
+}
+
+#[tokio::test]
+async fn integral_floats_are_integers() {
+    let body = OK.replace(r#""Pclass": 3"#, r#""Pclass": 3.0"#);
+    let reply = send(app(), post_json("/predict/pytorch_onnx", &body)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = OK.replace(r#""Pclass": 3"#, r#""Pclass": 2.5"#);
+    let reply = send(app(), post_json("/predict/pytorch_onnx", &body)).await;
+    let (_, field) = assert_json_error(&reply, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(field.as_deref(), Some("Pclass"));
+}
+
+#[tokio::test]
 async fn invalid_fields_are_422_with_their_path() {
     let cases = [
         ("[1]", None),
         (r#"{"Age": 1, "Age": 2}"#, Some("Pclass")),
-        (r#"{"Pclass": 3.0}"#, Some("Pclass")),
+        (r#"{"Pclass": 2.5}"#, Some("Pclass")),
         (
             r#"{"Pclass": 3, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 7.25, "Cabin": "C85"}"#,
             Some("Cabin"),

@@ -7,23 +7,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from servebench.contract import AGE_MAX, COUNT_MAX, FARE_MAX, MAX_BATCH
 
-# Integers must be JSON integers and numbers JSON numbers: strict mode refuses 3.0 for Pclass,
-# "3", and true, as serde does in the Rust servers.
+# Numbers must be JSON numbers: strict mode refuses "3" and true, as serde does in the Rust servers.
 _STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema (and so the OpenAPI document) has it: 3 or 3.0, not 2.5.
+Integer = Annotated[int, BeforeValidator(_integral)]
 
 
 class Passenger(BaseModel):
     model_config = _STRICT
 
-    Pclass: Annotated[int, Field(ge=1, le=3)]
+    Pclass: Annotated[Integer, Field(ge=1, le=3)]
     Sex: Literal["male", "female"]
     Age: Annotated[float | None, Field(ge=0, le=AGE_MAX, allow_inf_nan=False)] = None
-    SibSp: Annotated[int, Field(ge=0, le=COUNT_MAX)]
-    Parch: Annotated[int, Field(ge=0, le=COUNT_MAX)]
+    SibSp: Annotated[Integer, Field(ge=0, le=COUNT_MAX)]
+    Parch: Annotated[Integer, Field(ge=0, le=COUNT_MAX)]
     Fare: Annotated[float, Field(ge=0, le=FARE_MAX, allow_inf_nan=False)]
 
 
