@@ -4,6 +4,8 @@ this file), or by Flask's development server as the `flask-dev` variant."""
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import Flask, Response, abort, request
 from pydantic import ValidationError
 from werkzeug import serving
@@ -31,15 +33,19 @@ def _drain() -> None:
     # Never past the declared length: on a kept-alive connection that would wait for bytes
     # that are not coming.
     left = min(request.content_length or DRAIN_LIMIT, DRAIN_LIMIT)
-    while left > 0 and (chunk := stream.read(min(CHUNK, left))):
-        left -= len(chunk)
+    # A client that went away (reset, timed out) leaves nobody to answer.
+    with contextlib.suppress(OSError):
+        while left > 0 and (chunk := stream.read(min(CHUNK, left))):
+            left -= len(chunk)
 
 
 def create_app(inference: Inference | None = None) -> Flask:
     engine = inference or Inference.from_env()
     identity = server_id(SERVER_ID)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # One byte over the limit, so that a body of unknown length (chunked) that is too long is seen
+    # as such: Werkzeug stops reading at MAX_CONTENT_LENGTH without an error.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.wsgi_app = WSGIServerTiming(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.errorhandler(HTTPException)
@@ -62,6 +68,8 @@ def create_app(inference: Inference | None = None) -> Flask:
     def predict(model: str) -> Response:
         if model not in engine.predictors:
             abort(404, f"unknown model '{model}'")
+        if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+            abort(413)
         try:
             doc = request.get_json()
         except RecursionError:

@@ -54,6 +54,7 @@ class ServerSpec:
     stop: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     crates: tuple[str, ...] = ()
+    system_packages: tuple[str, ...] = ()
     deviations: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: str = ""
 
@@ -96,6 +97,7 @@ def _server(path: Path) -> ServerSpec:
         stop=tuple(str(a) for a in doc.get("stop") or ()),
         packages=tuple(doc.get("packages") or ()),
         crates=tuple(doc.get("crates") or ()),
+        system_packages=tuple(doc.get("system_packages") or ()),
         env={str(k): str(v) for k, v in (doc.get("env") or {}).items()},
         deviations=dict(doc.get("deviations") or {}),
     )
@@ -145,7 +147,12 @@ def parse_model_files(text: str) -> dict[str, str]:
 if __name__ == "__main__":
     import sys
 
-    # `python -m servebench.registry onnx-models`: SERVEBENCH_MODELS for the Rust engine tests.
-    if sys.argv[1:] != ["onnx-models"]:
-        sys.exit("usage: python -m servebench.registry onnx-models")
-    print(model_files([m for m in models() if m.format == "onnx"]))
+    # For the shell scripts: `onnx-models`, SERVEBENCH_MODELS for the Rust engine tests;
+    # `system-packages`, the Debian packages the servers need, for the bootstrap.
+    command = sys.argv[1:]
+    if command == ["onnx-models"]:
+        print(model_files([m for m in models() if m.format == "onnx"]))
+    elif command == ["system-packages"]:
+        print(" ".join(sorted({p for spec in servers().values() for p in spec.system_packages})))
+    else:
+        sys.exit("usage: python -m servebench.registry onnx-models | system-packages")

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,7 +53,6 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(deadline))
-        .layer(middleware::from_fn(one_framing))
         .layer(middleware::from_fn(server_timing))
         .with_state(app)
 }
@@ -68,26 +67,6 @@ async fn server_timing(request: Request, next: Next) -> Response {
         response.headers_mut().insert("server-timing", value);
     }
     response
-}
-
-/// A request with both Content-Length and Transfer-Encoding could be read two ways by two hops
-/// (request smuggling); it is refused, and the connection closed, rather than read as chunked.
-async fn one_framing(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    if headers.contains_key(header::CONTENT_LENGTH)
-        && headers.contains_key(header::TRANSFER_ENCODING)
-    {
-        let mut response = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Content-Length and Transfer-Encoding together",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
-    }
-    next.run(request).await
 }
 
 /// Cuts off a request whose body trickles in (the header timeout only covers the head).

@@ -247,21 +247,6 @@ async fn malformed_json_is_400() {
 }
 
 #[tokio::test]
-async fn content_length_with_transfer_encoding_is_refused() {
-    let request = Request::builder()
-        .method("POST")
-        .uri("/predict/pytorch_onnx")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, OK.len())
-        .header(header::TRANSFER_ENCODING, "chunked")
-        .body(Body::from(OK))
-        .unwrap();
-    let reply = send(app(), request).await;
-    assert_json_error(&reply, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.headers[header::CONNECTION], "close");
-}
-
-#[tokio::test]
 async fn integral_floats_are_integers() {
     let body = OK.replace(r#""Pclass": 3"#, r#""Pclass": 3.0"#);
     let reply = send(app(), post_json("/predict/pytorch_onnx", &body)).await;
