@@ -2,6 +2,7 @@
 # servebench end to end: bootstrap → train → export → build the Rust servers → benchmark every
 # framework × model combination → report (outputs/report.html).
 #   ./run_all.sh [--quick] [--frameworks a,b] [--models x,y] [--out DIR] [--soak] [--skip-train]
+#                [--target ID=URL ...] [--compare OTHER_OUTPUTS] [--profile FILE]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$root"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything servebench needs, idempotently: the Python virtual environment from the
-# pinned lock, the Rust servers (release build), and the load generator. Quick when nothing changed.
+# pinned lock, the Rust servers (release build), and the load generators (oha, the native client
+# of every measurement; vegeta for the soak test). Quick when nothing changed.
 #   scripts/bootstrap.sh [--no-rust] [--no-loadgen]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -8,6 +9,7 @@ cd "$root"
 
 UV_VERSION=0.13.9
 VEGETA_VERSION=v12.13.0
+OHA_VERSION=1.16.0
 PYTHON=${PYTHON:-python3.11}
 want_rust=1 want_loadgen=1
 for arg in "$@"; do
@@ -53,7 +55,20 @@ rust_servers() {
   (cd rust && cargo build --release --locked --quiet) || fail "cargo build --release in rust/"
 }
 
+oha_generator() {
+  local stamp=.tools/oha.version
+  if [ -x .tools/bin/oha ] && [ "$(cat "$stamp" 2>/dev/null)" = "$OHA_VERSION" ]; then
+    return
+  fi
+  have cargo || fail "cargo not found: install Rust (rustup) to build the load generator oha"
+  step "load generator (oha $OHA_VERSION from crates.io, cargo install; a few minutes, once)"
+  cargo install --locked --quiet "oha@$OHA_VERSION" --root "$root/.tools" \
+    || fail "cargo install oha@$OHA_VERSION"
+  echo "$OHA_VERSION" > "$stamp"
+}
+
 load_generator() {
+  oha_generator
   local stamp=.tools/vegeta.version
   if [ -x .tools/bin/vegeta ] && [ "$(cat "$stamp" 2>/dev/null)" = "$VEGETA_VERSION" ]; then
     return
@@ -65,9 +80,21 @@ load_generator() {
   echo "$VEGETA_VERSION" > "$stamp"
 }
 
+system_packages() {
+  # The Debian packages the server descriptions name (nginx in front of uvicorn, for one).
+  local missing=() name
+  for name in $(.venv/bin/python -m servebench.registry system-packages); do
+    dpkg -s "$name" >/dev/null 2>&1 || missing+=("$name")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  step "Debian packages the servers need: ${missing[*]}"
+  apt_install "${missing[@]}"
+}
+
 have curl || apt_install curl
 have taskset || apt_install util-linux
 python_env
+system_packages
 [ "$want_rust" = 1 ] && rust_servers
 [ "$want_loadgen" = 1 ] && load_generator
 exit 0

@@ -1,4 +1,4 @@
-"""./run_all.sh --quick end to end: the report covers all twelve combinations."""
+"""./run_all.sh --quick end to end: the report covers every combination of the matrix, summary first."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from servebench.config import Matrix
 
 from .conftest import ROOT
 
@@ -20,11 +22,18 @@ def test_run_all_quick(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-3000:]
     runs = json.loads((out / "results" / "runs.json").read_text())
-    assert len(runs) == 12 and all(r["status"] == "ok" for r in runs), runs
+    matrix = Matrix.load()
+    combos = matrix.combinations()
+    assert len(runs) == len(combos) and all(r["status"] == "ok" for r in runs), runs
     html = (out / "report.html").read_text()
     assert str(out / "report.html") in run.stdout
-    for label in ("FastAPI (uvicorn)", "Flask (gunicorn)", "Rust axum + ort", "Rust axum + tract"):
-        assert label in html
+    for framework in {c.framework for c in combos}:
+        assert matrix.label(framework) in html
+    # summary first, the original method in a section of its own, long tables collapsed
+    assert html.index("Summary") < html.index("Correctness") < html.index("The original write-up")
+    assert "<details>" in html and "Kernel is running over TCP" not in run.stdout + run.stderr
+    generator = json.loads((out / "results" / "generator.json").read_text())
+    assert generator["rows"] and all(r["offered_rate"] > 0 for r in generator["rows"])
     assert "<script src=" not in html and "data:image/png;base64" in html
     for name in ("pytorch.pt", "lightgbm.txt", "pytorch.onnx", "lightgbm.onnx", "preprocess.json", "reference.jsonl"):
         assert (out / "models" / name).is_file()

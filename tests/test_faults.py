@@ -38,7 +38,18 @@ def private_out(artifacts: dict[str, Any], tmp_path: Path) -> Path:
 def fast_profile() -> dict[str, Any]:
     profile = load_profile(ROOT / "params" / "quick.yaml")
     profile["notebooks"]["04_benchmark"].update(
-        n_requests=50, warmup=10, concurrency=[1, 4], load_duration_s=1, open_loop_duration_s=1, bootstrap_resamples=50
+        n_requests=50,
+        warmup=10,
+        concurrency=[1, 4],
+        load_duration_s=1,
+        native_requests=50,
+        native_warmup=10,
+        windows=1,
+        ladder_start=500,
+        ladder_max_rate=1000,
+        ladder_step_s=1,
+        ladder_refine=0,
+        bootstrap_resamples=50,
     )
     return profile
 

@@ -7,7 +7,7 @@ of microseconds, less than the hop to the thread pool that a plain `def` handler
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -58,23 +58,22 @@ def create_app(inference: Inference | None = None, load_models: bool = True) -> 
         status, message, field = validation_failure(exc.errors())
         return error(status, message, field)
 
-    def served_model(model: Annotated[str, Path(json_schema_extra={"enum": served})]) -> str:
+    async def served_json(request: Request, model: Annotated[str, Path(json_schema_extra={"enum": served})]) -> str:
+        """The model, served here, of a JSON request: checked before FastAPI validates the body."""
         if model not in served:
             raise HTTPException(404, f"unknown model '{model}'")
-        return model
-
-    def json_body(content_type: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
-        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type not in JSON_TYPES and not media_type.endswith("+json"):
             raise HTTPException(415, "Content-Type must be application/json")
+        return model
 
     @app.get("/health")
     async def health() -> Health:
         return Health(status="ok", framework=identity, models=served)
 
-    @app.post("/predict/{model}", responses=RESPONSES, dependencies=[Depends(json_body)])
+    @app.post("/predict/{model}", responses=RESPONSES)
     async def predict(
-        model: Annotated[str, Depends(served_model)], body: PredictRequest
+        model: Annotated[str, Depends(served_json)], body: PredictRequest
     ) -> Prediction | BatchPrediction:
         assert engine is not None
         if isinstance(body, Batch):
@@ -82,7 +81,8 @@ def create_app(inference: Inference | None = None, load_models: bool = True) -> 
         assert isinstance(body, Passenger)
         return predictions(engine.predict(model, [body]), batch=False)
 
-    # Outermost last: the timing covers everything, the 413 included.
+    # Outermost last: the timing covers everything, the 413 included. FastAPI's own max_body_size
+    # answers in plain text; BodyLimit's 413 goes through the JSON error handler above.
     app.add_middleware(BodyLimit)
     app.add_middleware(ServerTiming)
     return app

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import papermill as pm
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import CaselessStrEnum
 
 from servebench.config import PARAMS_DIR, Combination, Matrix, load_profile, notebook_parameters
 from servebench.paths import PROJECT_ROOT, out_dir, results_dir
@@ -21,6 +26,13 @@ from servebench.servers import ServerError, alive, log_tail, running_server
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 TRAIN_NOTEBOOKS = ("01_train_pytorch", "02_train_lightgbm", "03_export_onnx")
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """Notebook kernels on Unix sockets instead of loopback TCP: nothing for another local user
+    to connect to, and no "running over TCP without encryption" warning in every run's output."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
 
 class StepFailed(Exception):
@@ -47,6 +59,7 @@ def run_notebook(name: str, out: Path, parameters: dict[str, Any], suffix: str =
             cwd=str(NOTEBOOKS),
             progress_bar=False,
             kernel_name="python3",
+            kernel_manager_class=IPCKernelManager,
         )
     except pm.PapermillExecutionError as exc:
         raise StepFailed(
@@ -69,19 +82,64 @@ def train(profile: dict[str, Any], out: Path) -> None:
         run_notebook(name, out, _profile_params(profile, name, out))
 
 
-def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dict[str, Any]:
+def missing_models(out: Path, combos: list[Combination]) -> list[str]:
+    """The model files the chosen combinations need that the outputs folder lacks."""
+    from servebench import registry
+
+    files = {m.name: m.file for m in registry.models()}
+    needed = ["preprocess.json", "reference.jsonl", *sorted({files[c.model] for c in combos if c.model in files})]
+    return [name for name in needed if not (out / "models" / name).is_file()]
+
+
+def parse_targets(specs: list[str]) -> dict[str, str]:
+    """`--target ID=URL` (repeatable, or comma-separated): server id → base URL."""
+    targets: dict[str, str] = {}
+    for spec in [part for item in specs for part in item.split(",") if part.strip()]:
+        name, sep, url = spec.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"--target wants ID=URL, e.g. rust-ort=http://10.0.0.5:8000, not {spec!r}")
+        targets[name.strip()] = url.strip().rstrip("/")
+    return targets
+
+
+def target_combinations(targets: dict[str, str], matrix: Matrix, models: list[str] | None) -> list[Combination]:
+    """The models each running server says it serves (its /health), that the matrix knows."""
+    import httpx
+
+    combos = []
+    for name, url in targets.items():
+        try:
+            served = httpx.get(f"{url}/health", timeout=10).json().get("models", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise StepFailed(f"--target {name}: {url}/health did not answer: {exc}") from None
+        combos += [Combination(name, m) for m in served if m in matrix.models and (not models or m in models)]
+    return combos
+
+
+@contextmanager
+def attached_server(url: str) -> Iterator[dict[str, Any]]:
+    """A server running elsewhere: no pid, no cores, no start-up time; its cost is not measured."""
+    yield {"base_url": url, "pid": None, "startup_seconds": None, "cpus": "", "log": None}
+
+
+def benchmark_one(
+    combo: Combination, profile: dict[str, Any], out: Path, target_url: str | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {"framework": combo.framework, "model": combo.model}
+    if target_url:
+        record["target"] = target_url
     started = time.time()
+    server_cm = attached_server(target_url) if target_url else running_server(combo.framework, out)
     try:
-        with running_server(combo.framework, out) as server:
+        with server_cm as server:
             params = _profile_params(profile, "04_benchmark", out)
             params.update(
                 framework=combo.framework,
                 model=combo.model,
                 base_url=server["base_url"],
-                server_pid=int(server["pid"]),
-                startup_seconds=float(server["startup_seconds"]),
-                server_cpus=str(server["cpus"]),
+                server_pid=int(server["pid"]) if server["pid"] else None,
+                startup_seconds=float(server["startup_seconds"]) if server["startup_seconds"] else None,
+                server_cpus=str(server["cpus"]) or None,
             )
             failure = None
             try:
@@ -89,14 +147,15 @@ def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dic
             except StepFailed as exc:
                 failure = str(exc)
             # A server that died is a failed run, whatever the notebook made of its silence.
-            if not alive(int(server["pid"])):
+            if server["pid"] and not alive(int(server["pid"])):
                 raise StepFailed("the server died during the benchmark; its log ends:\n" + log_tail(server["log"]))
         summary_path = results_dir(out) / f"{combo.key}.summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
         if summary.get("status") == "incorrect":
             record.update(status="incorrect", reason=summary.get("reason", ""))
         elif failure:
-            raise StepFailed(failure + "\n  server log tail:\n" + log_tail(server["log"]))
+            tail = log_tail(server["log"]) if server["log"] else "(a server running elsewhere: no log here)"
+            raise StepFailed(failure + "\n  server log tail:\n" + tail)
         else:
             record.update(status=summary.get("status", "ok"), reason=summary.get("reason", ""))
     except (StepFailed, ServerError) as exc:
@@ -105,15 +164,25 @@ def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path) -> dic
     return record
 
 
-def benchmark(profile: dict[str, Any], out: Path, combos: list[Combination]) -> list[dict[str, Any]]:
+def benchmark(
+    profile: dict[str, Any], out: Path, combos: list[Combination], targets: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     runs_path = results_dir(out) / "runs.json"
     runs_path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in results_dir(out).glob("*.summary.json"):
-        stale.unlink()
+    # Every result of an earlier run goes: the report must never show an endpoint this run did
+    # not measure (or measured as INCORRECT) with an earlier run's figures.
+    for pattern in ("*.summary.json", "*.sequential.parquet", "*.load.parquet", "generator.json"):
+        for stale in results_dir(out).glob(pattern):
+            stale.unlink()
     records: list[dict[str, Any]] = []
+    targets = targets or {}
     for i, combo in enumerate(combos, 1):
-        say(f"== [{i}/{len(combos)}] benchmark {combo.framework} × {combo.model} ({len(combos) - i} left after this)")
-        record = benchmark_one(combo, profile, out)
+        where = f" at {targets[combo.framework]}" if combo.framework in targets else ""
+        say(
+            f"== [{i}/{len(combos)}] benchmark {combo.framework} × {combo.model}{where}"
+            f" ({len(combos) - i} left after this)"
+        )
+        record = benchmark_one(combo, profile, out, targets.get(combo.framework))
         records.append(record)
         runs_path.write_text(json.dumps(records, indent=2) + "\n")
         mark = {"ok": "ok", "incorrect": "INCORRECT", "failed": "FAILED"}[record["status"]]
@@ -141,9 +210,44 @@ def soak(profile: dict[str, Any], out: Path, frameworks: list[str]) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def report(profile: dict[str, Any], out: Path) -> Path:
+def generator_check(profile: dict[str, Any], out: Path, targets: dict[str, str]) -> None:
+    """The load generator against /health of the server with the highest closed-loop peak, at
+    multiples of that peak (results/generator.json); a failure here is reported, not fatal."""
+    from servebench.bench import results as result_files
+    from servebench.bench.generators import self_measurement
+    from servebench.bench.load import client_cpus
+
+    peaks = [
+        (max((x.get("achieved_rate", 0.0) for x in s.get("load", [])), default=0.0), s["framework"])
+        for s in result_files.read_summaries(results_dir(out))
+        if s["status"] == "ok"
+    ]
+    if not peaks or max(peaks)[0] <= 0:
+        return
+    peak, framework = max(peaks)
+    settings = profile.get("generator", {})
+    multiples, step_s = list(settings.get("rate_multiples", [1.2])), float(settings.get("step_s", 5))
+    say(f"== load generator self-measurement: /health of {framework} at {multiples} × {peak:,.0f} req/s")
+    path = results_dir(out) / "generator.json"
+    try:
+        if framework in targets:
+            doc = self_measurement(f"{targets[framework]}/health", framework, peak, multiples, step_s, None)
+        else:
+            with running_server(framework, out) as server:
+                cpus = client_cpus(str(server.get("cpus") or "") or None)
+                doc = self_measurement(f"{server['base_url']}/health", framework, peak, multiples, step_s, cpus)
+    except (ServerError, RuntimeError, OSError) as exc:
+        doc = {"framework": framework, "peak": peak, "rows": [], "error": str(exc)}
+        say(f"   could not measure: {exc}")
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def report(profile: dict[str, Any], out: Path, compare: Path | None = None) -> Path:
     say("== report: 05_report → report.html")
-    executed = run_notebook("05_report", out, _profile_params(profile, "05_report", out))
+    params = _profile_params(profile, "05_report", out)
+    if compare is not None:
+        params["compare_dir"] = str(compare)
+    executed = run_notebook("05_report", out, params)
     html = out / "report.html"
     from servebench.report.html import notebook_to_html
 
@@ -152,6 +256,15 @@ def report(profile: dict[str, Any], out: Path) -> Path:
 
 
 def _raise_interrupt(signum: int, _frame: object) -> None:
+    """The first SIGINT or SIGTERM stops the run; any that follow (run_all.sh relays a SIGTERM
+    after Ctrl-C's SIGINT) are ignored, so that the clean-up (the notebook's kernel shutting down,
+    the servers stopping) is not itself interrupted into a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The notebook's kernel goes down with the run: what the notebook client and asyncio say
+    # about that ("Kernel died", "Task exception was never retrieved") reads like a crash.
+    for name in ("asyncio", "traitlets", "papermill", "nbclient"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -166,8 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="outputs folder (default outputs/)")
     parser.add_argument("--soak", action="store_true", help="also run the long load test on every server")
     parser.add_argument("--skip-train", action="store_true", help="reuse the models already in the outputs folder")
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="benchmark a server already running at URL instead of starting servers (repeatable); "
+        "its process-level cost is not measured",
+    )
+    parser.add_argument(
+        "--compare", type=Path, metavar="OTHER_OUTPUTS", help="add a section comparing this run with an earlier one"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
 
     profile_path = args.profile or PARAMS_DIR / ("quick.yaml" if args.quick else "default.yaml")
     profile = load_profile(profile_path)
@@ -176,20 +301,43 @@ def main(argv: list[str] | None = None) -> int:
     matrix = Matrix.load()
     split = lambda text: [s.strip() for s in text.split(",") if s.strip()] if text else None  # noqa: E731
     try:
-        combos = matrix.combinations(split(args.frameworks), split(args.models))
+        targets = parse_targets(args.target)
+        if targets and args.frameworks:
+            raise ValueError("--target and --frameworks do not go together: the targets are the servers")
+        combos = [] if targets else matrix.combinations(split(args.frameworks), split(args.models))
+        if args.models:
+            matrix.combinations(None, split(args.models))  # checks the names
     except ValueError as exc:
         say(f"run_all.sh: {exc}")
         return 2
-    say(f"servebench: profile {profile_path.name}, outputs in {out}, {len(combos)} combinations")
+    if args.compare is not None and not (args.compare / "results").is_dir():
+        say(f"run_all.sh: --compare {args.compare}: no results/ folder there (the outputs folder of an earlier run)")
+        return 2
+    if args.skip_train:
+        missing = missing_models(out, combos or [Combination("", m) for m in split(args.models) or matrix.models])
+        if missing:
+            say(
+                f"run_all.sh: --skip-train, but {out / 'models'} lacks {', '.join(missing)}; "
+                f"run once without --skip-train (with the same --out) to train and export the models"
+            )
+            return 2
     try:
         if not args.skip_train:
             train(profile, out)
-        records = benchmark(profile, out, combos)
+        if targets:
+            combos = target_combinations(targets, matrix, split(args.models))
+            if not combos:
+                known = ", ".join(matrix.models)
+                raise StepFailed(f"the targets {', '.join(targets)} serve none of the models {known}")
+        say(f"servebench: profile {profile_path.name}, outputs in {out}, {len(combos)} combinations")
+        records = benchmark(profile, out, combos, targets)
+        if any(r["status"] == "ok" for r in records):
+            generator_check(profile, out, targets)
         if args.soak:
             # The long load test is about servers, so without --frameworks it covers every one,
             # flask-dev included.
             soak(profile, out, split(args.frameworks) or list(matrix.frameworks))
-        html = report(profile, out)
+        html = report(profile, out, args.compare.resolve() if args.compare else None)
     except StepFailed as exc:
         say(f"run_all.sh: FAILED: {exc}")
         return 1

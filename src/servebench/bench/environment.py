@@ -11,6 +11,7 @@ from typing import Any
 
 from servebench import registry
 from servebench.bench.load import vegeta_version
+from servebench.bench.native import oha_version
 from servebench.paths import PROJECT_ROOT
 
 # The harness's and the models' own; each server's description adds the packages or crates of
@@ -74,6 +75,6 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
         "crates": crate_versions(),
-        "load_generator": f"vegeta {vegeta_version()}",
+        "load_generator": f"oha {oha_version()} (vegeta {vegeta_version()} for the soak test)",
         "git_commit": git_commit(),
     }

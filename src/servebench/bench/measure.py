@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from servebench.bench.load import Attack, run_attack, summarize_attack
+from servebench.bench.native import Run, run_oha
+from servebench.bench.resources import cpu_seconds
 from servebench.bench.stats import summarize
 
 
@@ -41,19 +44,157 @@ def decomposition(predict: pd.DataFrame, health: pd.DataFrame) -> dict[str, floa
     }
 
 
-def closed_loop_sweep(
-    targets: Path, levels: list[int], duration_s: float, cpus: str | None
-) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    summaries, frames = [], []
-    for level in levels:
-        attack = Attack("closed", duration_s, concurrency=int(level))
-        results = run_attack(attack, targets, cpus)
-        summaries.append(summarize_attack(attack, results))
-        frames.append(results.assign(mode="closed", concurrency=int(level), target_rate=0.0))
-    return summaries, pd.concat(frames, ignore_index=True)
+# ---- native client: single-request windows, the open-loop ladder, capacity ----------------------
 
 
-def open_loop(targets: Path, rate: float, duration_s: float, cpus: str | None) -> tuple[dict[str, Any], pd.DataFrame]:
-    attack = Attack("open", duration_s, rate=float(max(1, round(rate))))
-    results = run_attack(attack, targets, cpus)
-    return summarize_attack(attack, results), results.assign(mode="open", concurrency=0, target_rate=attack.rate)
+def window_stats(values: list[float], unstable_spread: float = 0.10) -> dict[str, Any]:
+    """The median of per-window figures with their range. With five or more windows the range
+    [min, max] covers the median of the window distribution with probability 1 - 2·0.5^n
+    (94% for five), which is the interval the report uses for ties. `unstable` follows
+    perf_analyzer: windows whose figures differ by more than 10% of their median."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return {
+            "median": float("nan"),
+            "low": float("nan"),
+            "high": float("nan"),
+            "spread": float("nan"),
+            "windows": 0,
+            "unstable": False,
+            "values": [],
+        }
+    median = float(np.median(x))
+    spread = float((x.max() - x.min()) / median) if median > 0 else 0.0
+    return {
+        "median": median,
+        "low": float(x.min()),
+        "high": float(x.max()),
+        "spread": spread,
+        "windows": int(x.size),
+        "unstable": bool(x.size > 1 and spread > unstable_spread),
+        "values": [float(v) for v in x],
+    }
+
+
+def native_single(
+    predict: Run, health: Run, windows: int, cpus: str | None, runner: Callable[..., dict[str, Any]] = run_oha
+) -> dict[str, Any]:
+    """One connection, sequential, from oha: `windows` windows, predict and /health interleaved
+    so that drift hits both alike. Each figure is the median over the windows with its range."""
+    parts: dict[str, list[dict[str, Any]]] = {"predict": [], "health": []}
+    for _ in range(windows):
+        parts["predict"].append(runner(predict, cpus))
+        parts["health"].append(runner(health, cpus))
+    out: dict[str, Any] = {}
+    for name, runs in parts.items():
+        out[name] = {stat: window_stats([r[stat] for r in runs]) for stat in ("p50", "p90", "p99", "p99_9", "mean_ms")}
+        out[name]["requests"] = int(sum(r["requests"] for r in runs))
+        out[name]["errors"] = int(sum(r["errors"] for r in runs))
+        out[name]["first_error"] = next((r["first_error"] for r in runs if r["first_error"]), "")
+    return out
+
+
+def ladder_rates(start: float, max_rate: float, steps_per_doubling: int = 2) -> list[float]:
+    """The shared geometric ladder: start, start·2^(1/k), ... up to max_rate, rounded to whole
+    requests per second. Every endpoint gets the same rates."""
+    rates, i = [], 0
+    while True:
+        rate = float(round(start * 2 ** (i / max(1, steps_per_doubling))))
+        if rate > max_rate:
+            return rates
+        rates.append(rate)
+        i += 1
+
+
+def held(step: dict[str, Any], slo_p99_ms: float, min_fraction: float = 0.98) -> bool:
+    """A step is held when the server answered ≥98% of the offered rate, with no error and p99
+    within the target."""
+    return bool(
+        step["errors"] == 0
+        and step["achieved_rate"] >= min_fraction * step["offered_rate"]
+        and np.isfinite(step["p99"])
+        and step["p99"] <= slo_p99_ms
+    )
+
+
+def run_ladder(
+    url: str,
+    bodies: Path | None,
+    rates: list[float],
+    step_s: float,
+    slo_p99_ms: float,
+    connections: int,
+    cpus: str | None,
+    pid: int | None = None,
+    refine: int = 2,
+    runner: Callable[..., dict[str, Any]] = run_oha,
+) -> list[dict[str, Any]]:
+    """Open loop at each rate of the ladder, stopping at the first step that is not held; then
+    `refine` bisections (geometric) between the last held rate and the first that was not,
+    marked `refine`. Each step records the server's CPU time per answer when its pid is known."""
+
+    def step(rate: float, kind: str) -> dict[str, Any]:
+        cpu0 = cpu_seconds(pid) if pid else None
+        result = runner(Run(url, connections=connections, duration_s=step_s, rate=rate, bodies=bodies), cpus)
+        if pid and cpu0 is not None and result["ok"]:
+            result["cpu_ms_per_request"] = 1e3 * (cpu_seconds(pid) - cpu0) / result["ok"]
+        else:
+            result["cpu_ms_per_request"] = float("nan")
+        result["step"] = kind
+        result["held"] = held(result, slo_p99_ms)
+        return result
+
+    steps: list[dict[str, Any]] = []
+    for rate in rates:
+        steps.append(step(rate, "ladder"))
+        if not steps[-1]["held"]:
+            break
+    # A server that does not hold even the first rate: halve it (at most three times) so that
+    # its capacity is a number rather than "below the ladder".
+    below = rates[0] if rates else 0.0
+    for _ in range(3 if steps and not any(s["held"] for s in steps) else 0):
+        below = float(round(below / 2))
+        if below < 1:
+            break
+        steps.append(step(below, "below"))
+        if steps[-1]["held"]:
+            break
+    good = [s["offered_rate"] for s in steps if s["held"]]
+    bad = [s["offered_rate"] for s in steps if not s["held"]]
+    if good and bad:
+        low, high = max(good), min(bad)
+        for _ in range(refine):
+            mid = float(round(math.sqrt(low * high)))
+            if mid <= low or mid >= high:
+                break
+            steps.append(step(mid, "refine"))
+            low, high = (mid, high) if steps[-1]["held"] else (low, mid)
+    return steps
+
+
+def capacity(steps: list[dict[str, Any]], slo_p99_ms: float) -> dict[str, Any]:
+    """The highest offered rate held, with that step's figures; `reached_top` when the ladder
+    ended without a step that was not held (capacity is then at least this)."""
+    good = [s for s in steps if s.get("held")]
+    if not good:
+        return {"rate": 0.0, "slo_p99_ms": slo_p99_ms, "reached_top": False, "step": None}
+    best = max(good, key=lambda s: s["offered_rate"])
+    return {
+        "rate": best["offered_rate"],
+        "slo_p99_ms": slo_p99_ms,
+        "reached_top": all(s.get("held") for s in steps),
+        "step": best,
+        "cores_per_10k": 10_000 / best["offered_rate"],
+    }
+
+
+def closed_loop_native(
+    url: str,
+    bodies: Path | None,
+    levels: list[int],
+    duration_s: float,
+    cpus: str | None,
+    runner: Callable[..., dict[str, Any]] = run_oha,
+) -> list[dict[str, Any]]:
+    """oha with C connections each sending as soon as answered: the throughput ceiling."""
+    return [runner(Run(url, connections=int(c), duration_s=duration_s, bodies=bodies), cpus) for c in levels]

@@ -3,10 +3,12 @@
 Per combination `KEY` = `<framework>__<model>` under results/:
 - KEY.sequential.parquet — one row per sequential request: phase (predict | health), i, measured,
   status, ok, latency_ms, server_ms, error;
-- KEY.load.parquet — one row per load-generator request: mode, concurrency, target_rate,
-  latency_ms, code, ok, error, sent_s;
-- KEY.summary.json — everything the report needs (SUMMARY_FIELDS), status first.
-runs.json, written by the orchestrator, says how each combination's run ended.
+- KEY.load.parquet — (older runs, vegeta) one row per load-generator request;
+- KEY.summary.json — everything the report needs (SUMMARY_FIELDS), status first: the native
+  single-request windows, the open-loop ladder and capacity, the closed-loop levels (`load`),
+  the Python-client figures, cost.
+runs.json, written by the orchestrator, says how each combination's run ended; generator.json
+the load generator's self-measurement.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ SUMMARY_FIELDS = (
     "status",
     "reason",
     "parity",
+    "native",
+    "ladder",
+    "capacity",
     "sequential",
     "health",
     "server_time",
@@ -77,6 +82,11 @@ def write(
 
 def read_summaries(results_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.summary.json"))]
+
+
+def read_generator(results_dir: Path) -> dict[str, Any]:
+    path = results_dir / "generator.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_runs(results_dir: Path) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pandas as pd
 from servebench.bench import results as result_files
 from servebench.config import Matrix
 from servebench.paths import metrics_dir, results_dir
+from servebench.registry import GROUPS
 
 
 @dataclass
@@ -23,10 +24,36 @@ class ReportData:
     metrics: dict[str, dict[str, Any]]
     onnx_parity: dict[str, dict[str, Any]]
     soak: list[dict[str, Any]]
+    generator: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> list[dict[str, Any]]:
-        return [s for s in self.summaries if s["status"] == "ok"]
+        """The endpoints that passed parity and were measured, grouped by kind of stack."""
+        return sorted([s for s in self.summaries if s["status"] == "ok"], key=self.order)
+
+    def order(self, s: dict[str, Any]) -> tuple[int, int, int]:
+        """Sort key: the stack's group, the stack (registry order), the model (models.yaml order)."""
+        frameworks, models = list(self.matrix.frameworks), list(self.matrix.models)
+        f, m = s["framework"], s["model"]
+        return (
+            GROUPS.index(self.group(f)) if self.group(f) in GROUPS else len(GROUPS),
+            frameworks.index(f) if f in frameworks else len(frameworks),
+            models.index(m) if m in models else len(models),
+        )
+
+    def group(self, framework: str) -> str:
+        spec = self.matrix.frameworks.get(framework)
+        return spec.group if spec else "elsewhere (--target)"
+
+    def label(self, framework: str) -> str:
+        return self.matrix.label(framework)
+
+    def model_label(self, model: str) -> str:
+        return self.matrix.models.get(model, model)
+
+    @property
+    def ok_keys(self) -> set[tuple[str, str]]:
+        return {(s["framework"], s["model"]) for s in self.ok}
 
 
 def _json(path: Path, default: Any) -> Any:
@@ -46,4 +73,5 @@ def load(out: Path, matrix: Matrix | None = None) -> ReportData:
         metrics=metrics,
         onnx_parity=_json(metrics_dir(out) / "onnx_parity.json", {}),
         soak=_json(results / "soak.json", []),
+        generator=result_files.read_generator(results),
     )

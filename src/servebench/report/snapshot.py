@@ -1,4 +1,4 @@
-"""The README's snapshot of a real run: the headline chart and table, written under docs/.
+"""The README's snapshot of a real run: the report's summary chart and table, written under docs/.
 
 .venv/bin/python -m servebench.report.snapshot [--out outputs] [--docs docs]
 """
@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--docs", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args(argv)
     data = load(out_dir(args.out))
-    figures.percentiles_by_framework(data).savefig(args.docs / "headline.png", dpi=110, bbox_inches="tight")
-    table = tables.endpoint_table(data)[["Avg (ms)", "p50", "p99", "Max (ms)", "Requests", "Failed"]]
-    (args.docs / "headline.md").write_text(markdown(table.round(3).reset_index()))
+    chart = figures.summary_scatter(data)
+    if chart is None:
+        raise SystemExit(f"no endpoint was measured in {out_dir(args.out)}: nothing to snapshot")
+    chart.savefig(args.docs / "headline.png", dpi=110, bbox_inches="tight")
+    (args.docs / "headline.md").write_text(markdown(tables.summary_table(data).reset_index()))
     print(f"wrote {args.docs / 'headline.png'} and {args.docs / 'headline.md'}")
 
 

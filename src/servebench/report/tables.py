@@ -3,10 +3,12 @@ correctness, load, cost and run-status tables."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
+from servebench.report import headline
 from servebench.report.data import ReportData
 
 ORIGINAL = ["avg", "min", "max", "total", "variance"]
@@ -29,12 +31,16 @@ NAMES = {
 
 
 def endpoint_table(data: ReportData) -> pd.DataFrame:
-    """Framework × model: the original five columns, then percentiles and the CI of the mean."""
+    """Framework × model: the original five columns, then percentiles and the CI of the mean, and
+    the same client's /health floor beside them."""
     rows = []
     for s in data.ok:
+        if not s.get("sequential"):
+            continue
         row = {"Framework": data.matrix.label(s["framework"]), "Model": s["model"]}
         row.update({NAMES[k]: s["sequential"].get(k) for k in ORIGINAL + ADDED})
         row["Failed"] = s["sequential"].get("failed", {}).get("count", 0)
+        row["/health floor p50"] = (s.get("health") or {}).get("p50")
         rows.append(row)
     return _indexed(pd.DataFrame(rows))
 
@@ -89,23 +95,44 @@ def parity_table(data: ReportData) -> pd.DataFrame:
     return _indexed(pd.DataFrame(rows))
 
 
-def load_table(data: ReportData) -> pd.DataFrame:
+def closed_loop_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for s in data.ok:
-        for level in s["load"]:
+        for level in s.get("load") or []:
             rows.append(
                 {
-                    "Framework": data.matrix.label(s["framework"]),
+                    "Framework": data.label(s["framework"]),
                     "Model": s["model"],
-                    "Mode": level["mode"],
-                    "Concurrency": level["concurrency"] or None,
-                    "Target rate (req/s)": level["target_rate"] or None,
-                    "Sent rate (req/s)": level.get("sent_rate"),
-                    "Requests": level["requests"],
-                    "Errors": level["errors"],
-                    "Req/s": level["rps"],
-                    "p50 (ms)": level["p50_ms"],
-                    "p99 (ms)": level["p99_ms"],
+                    "Connections": level.get("connections", level.get("concurrency")),
+                    "Requests": level.get("requests"),
+                    "Errors": level.get("errors"),
+                    "Req/s": level.get("achieved_rate", level.get("rps")),
+                    "p50 (ms)": level.get("p50", level.get("p50_ms")),
+                    "p99 (ms)": level.get("p99", level.get("p99_ms")),
+                }
+            )
+    return _indexed(pd.DataFrame(rows))
+
+
+def ladder_table(data: ReportData) -> pd.DataFrame:
+    """Every step of every endpoint's open-loop ladder."""
+    rows = []
+    for s in data.ok:
+        for step in sorted(s.get("ladder") or [], key=lambda x: x["offered_rate"]):
+            rows.append(
+                {
+                    "Framework": data.label(s["framework"]),
+                    "Model": s["model"],
+                    "Offered (req/s)": step["offered_rate"],
+                    "Sent (req/s)": step.get("sent_rate"),
+                    "Achieved (req/s)": step["achieved_rate"],
+                    "Errors": step["errors"],
+                    "p50 (ms)": step["p50"],
+                    "p90 (ms)": step["p90"],
+                    "p99 (ms)": step["p99"],
+                    "p99.9 (ms)": step["p99_9"],
+                    "CPU ms / req": step.get("cpu_ms_per_request"),
+                    "Held": "yes" if step.get("held") else "no",
                 }
             )
     return _indexed(pd.DataFrame(rows))
@@ -113,18 +140,120 @@ def load_table(data: ReportData) -> pd.DataFrame:
 
 def cost_table(data: ReportData) -> pd.DataFrame:
     rows = []
-    for s in data.ok:
-        c = s.get("cost") or {}
+    for f in headline.frame(data).to_dict("records"):
+        note = "" if f["cost_measured"] else "not measured (server running elsewhere)"
         rows.append(
             {
-                "Framework": data.matrix.label(s["framework"]),
-                "Model": s["model"],
-                "Peak RSS (MiB)": c.get("peak_rss_mb"),
-                "CPU s / 1000 req": c.get("cpu_s_per_1000"),
-                "Start-up (s)": c.get("startup_s"),
+                "Framework": data.label(f["framework"]),
+                "Model": f["model"],
+                "Capacity (req/s)": headline.rate_text(f["capacity"], f["capacity_at_least"]),
+                "CPU core-ms / req at capacity": f["cpu_ms"],
+                "Cores for 10,000 req/s": f["cores_per_10k"],
+                "Peak RSS (MiB)": f["peak_mb"],
+                "Start-up (s)": f["startup_s"],
+                "Note": note,
             }
         )
     return _indexed(pd.DataFrame(rows))
+
+
+def summary_table(data: ReportData) -> pd.DataFrame:
+    """The one table of the summary: per endpoint, grouped by kind of stack."""
+    h = headline.frame(data)
+    if h.empty:
+        return pd.DataFrame()
+    h["rank_latency"] = 0
+    h["rank_capacity"] = 0
+    for _, idx in h.groupby("model").groups.items():
+        part = h.loc[idx]
+        h.loc[idx, "rank_latency"] = headline.ranks(
+            part["p50"].tolist(), part["p50_low"].tolist(), part["p50_high"].tolist()
+        )
+        h.loc[idx, "rank_capacity"] = headline.ranks(
+            part["capacity"].tolist(), [math.nan] * len(part), [math.nan] * len(part), higher_is_better=True
+        )
+    rows = []
+    for f in h.to_dict("records"):
+        notes = []
+        if f["at_limit"]:
+            notes.append("at the transport's limit")
+        if f["unstable"]:
+            notes.append("unstable (windows differ > 10%)")
+        if not f["cost_measured"]:
+            notes.append("cost not measured")
+        rows.append(
+            {
+                "Group": data.group(f["framework"]),
+                "Stack": data.label(f["framework"]),
+                "Model": data.model_label(f["model"]),
+                "p50 (ms)": headline.fmt(f["p50"], f["p50_low"], f["p50_high"]),
+                "p99 (ms)": headline.fmt(f["p99"], f["p99_low"], f["p99_high"]),
+                "/health floor (ms)": headline.fmt(f["floor"], f["floor_low"], f["floor_high"]),
+                "Server-Timing (ms)": headline.fmt(f["server_ms"]),
+                "Rank (latency)": int(f["rank_latency"]),
+                "Capacity (req/s)": headline.rate_text(f["capacity"], f["capacity_at_least"]),
+                "Rank (capacity)": int(f["rank_capacity"]),
+                "Cores / 10k req/s": headline.fixed(f["cores_per_10k"], 1),
+                "CPU ms / req": headline.fixed(f["cpu_ms"], 3),
+                "Peak MiB": headline.fixed(f["peak_mb"], 0),
+                "Note": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(rows).set_index(["Group", "Stack", "Model"])
+
+
+def generator_table(data: ReportData) -> pd.DataFrame:
+    g = data.generator or {}
+    rows = [
+        {
+            "Offered (req/s)": r["offered_rate"],
+            "× fastest peak": r.get("multiple"),
+            "Sent (req/s)": r["sent_rate"],
+            "Answered (req/s)": r["achieved_rate"],
+            "Errors": r.get("errors"),
+            "p50 (ms)": r.get("p50"),
+            "p90 (ms)": r.get("p90"),
+            "p99 (ms)": r.get("p99"),
+            "Held within 2%": "yes" if r.get("held") else "NO",
+        }
+        for r in g.get("rows", [])
+    ]
+    return pd.DataFrame(rows)
+
+
+COMPARED = {
+    "p50": "native p50 (ms)",
+    "p99": "native p99 (ms)",
+    "capacity": "capacity (req/s)",
+    "cpu_ms": "CPU ms / req",
+    "peak_mb": "peak MiB",
+    "python_p50": "Python-client p50 (ms)",
+}
+
+
+def compare_table(data: ReportData, other: ReportData) -> pd.DataFrame:
+    """Endpoint by endpoint, each headline figure of this run, the other's, and their ratio."""
+    mine = headline.frame(data)
+    theirs = headline.frame(other)
+    if mine.empty or theirs.empty:
+        return pd.DataFrame()
+    merged = mine.merge(theirs, on=["framework", "model"], suffixes=("", "_other"))
+    rows = []
+    for f in merged.to_dict("records"):
+        row: dict[str, Any] = {"Framework": data.label(f["framework"]), "Model": f["model"]}
+        for key, name in COMPARED.items():
+            a, b = f[key], f[f"{key}_other"]
+            row[f"{name}: this"] = a
+            row[f"{name}: other"] = b
+            row[f"{name}: ratio"] = a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
+        rows.append(row)
+    return _indexed(pd.DataFrame(rows))
+
+
+def details(table: Any, summary: str) -> str:
+    """A table collapsed under its one-line summary (<details>), for tables nobody reads whole."""
+    html = table.to_html() if hasattr(table, "to_html") else str(table)
+    return f"<details><summary>{summary}</summary>\n{html}\n</details>"
 
 
 def runs_table(data: ReportData) -> pd.DataFrame:

@@ -1,0 +1,125 @@
+"""The headline figures of each endpoint, their honest rounding, and the ranks with ties."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from servebench.report.data import ReportData
+
+TRANSPORT_LIMIT = 1.5  # an endpoint within 1.5× of its server's /health floor is at the transport's limit
+
+
+def _num(value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def _window(part: dict[str, Any] | None, stat: str) -> dict[str, float]:
+    w = (part or {}).get(stat) or {}
+    return {
+        "median": _num(w.get("median")),
+        "low": _num(w.get("low")),
+        "high": _num(w.get("high")),
+        "unstable": bool(w.get("unstable")),
+    }
+
+
+def figures(s: dict[str, Any]) -> dict[str, Any]:
+    """One endpoint's headline: native single-request p50/p99 (median window, with range), its
+    server's /health floor, Server-Timing, capacity at the target and what it costs."""
+    native = s.get("native") or {}
+    p50, p99 = _window(native.get("predict"), "p50"), _window(native.get("predict"), "p99")
+    floor = _window(native.get("health"), "p50")
+    cap = s.get("capacity") or {}
+    cost = s.get("cost") or {}
+    measured = bool(cost.get("measured", cost.get("peak_rss_mb") is not None))
+    rate = _num(cap.get("rate"))
+    return {
+        "framework": s["framework"],
+        "model": s["model"],
+        "p50": p50["median"],
+        "p50_low": p50["low"],
+        "p50_high": p50["high"],
+        "p99": p99["median"],
+        "p99_low": p99["low"],
+        "p99_high": p99["high"],
+        "floor": floor["median"],
+        "floor_low": floor["low"],
+        "floor_high": floor["high"],
+        "unstable": p50["unstable"] or floor["unstable"],
+        "server_ms": _num((s.get("server_time") or {}).get("p50")),
+        "capacity": rate,
+        "capacity_at_least": bool(cap.get("reached_top")),
+        "cores_per_10k": 10_000 / rate if rate and rate > 0 else math.nan,
+        "cpu_ms": _num(cost.get("cpu_ms_per_request_at_capacity")) if measured else math.nan,
+        "peak_mb": _num(cost.get("peak_rss_mb")) if measured else math.nan,
+        "startup_s": _num(cost.get("startup_s")) if measured else math.nan,
+        "cost_measured": measured,
+        "python_p50": _num((s.get("sequential") or {}).get("p50")),
+        "python_floor": _num((s.get("health") or {}).get("p50")),
+        "at_limit": bool(p50["median"] <= TRANSPORT_LIMIT * floor["median"]) if floor["median"] > 0 else False,
+    }
+
+
+def frame(data: ReportData) -> pd.DataFrame:
+    return pd.DataFrame([figures(s) for s in data.ok if s.get("native")])
+
+
+def decimals(low: float, high: float, value: float) -> int:
+    """Decimal places the spread supports: the last digit printed is the first digit of the
+    spread's width. Without a spread, three significant digits."""
+    if not all(map(math.isfinite, (low, high, value))):
+        return 3 if math.isfinite(value) and abs(value) < 1 else 1
+    width = high - low
+    if width <= 0:
+        width = abs(value) * 1e-3 or 1e-3
+    return max(0, -math.floor(math.log10(width)))
+
+
+def fmt(value: float, low: float = math.nan, high: float = math.nan) -> str:
+    """`value` with no more digits than [low, high] supports, and the range when there is one."""
+    if not math.isfinite(value):
+        return "—"
+    d = decimals(low, high, value)
+    text = f"{value:.{d}f}"
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        text += f" ({low:.{d}f}–{high:.{d}f})"
+    return text
+
+
+def fixed(value: float, places: int) -> str:
+    """A figure without a measured spread (one measurement), to `places` decimals."""
+    return f"{value:.{places}f}" if math.isfinite(value) else "—"
+
+
+def rate_text(rate: float, at_least: bool = False) -> str:
+    if not math.isfinite(rate):
+        return "—"
+    if rate <= 0:
+        return "below the ladder"
+    return ("≥ " if at_least else "") + f"{rate:,.0f}"
+
+
+def ranks(values: list[float], lows: list[float], highs: list[float], higher_is_better: bool = False) -> list[int]:
+    """Competition ranks where an entry whose interval overlaps the previous one's is a tie
+    (it shares that rank); entries without an interval tie only when equal."""
+    order = sorted(range(len(values)), key=lambda i: -values[i] if higher_is_better else values[i])
+    out = [0] * len(values)
+    for pos, i in enumerate(order):
+        if pos == 0:
+            out[i] = 1
+            continue
+        j = order[pos - 1]
+        overlap = (
+            all(map(math.isfinite, (lows[i], highs[i], lows[j], highs[j])))
+            and lows[i] <= highs[j]
+            and lows[j] <= highs[i]
+        )
+        out[i] = out[j] if overlap or values[i] == values[j] else pos + 1
+    return out

@@ -1,0 +1,72 @@
+"""The orchestrator's checks that need no server: --skip-train without models says so at once,
+--target and --compare are parsed and checked before anything starts, stale results go."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from servebench import orchestrate
+from servebench.config import Combination
+
+
+def test_skip_train_without_models_fails_at_once_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_server(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("no server may start")
+
+    monkeypatch.setattr(orchestrate, "running_server", no_server)
+    code = orchestrate.main(["--quick", "--skip-train", "--out", str(tmp_path), "--frameworks", "fastapi"])
+    said = capsys.readouterr().out
+    assert code == 2
+    assert "--skip-train" in said and "preprocess.json" in said and "without --skip-train" in said
+
+
+def test_missing_models_lists_only_what_the_combinations_need(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("preprocess.json", "reference.jsonl", "pytorch.onnx"):
+        (models / name).write_text("x")
+    assert orchestrate.missing_models(tmp_path, [Combination("rust-ort", "pytorch_onnx")]) == []
+    assert orchestrate.missing_models(tmp_path, [Combination("rust-ort", "lightgbm_onnx")]) == ["lightgbm.onnx"]
+
+
+def test_targets_are_id_equals_url() -> None:
+    assert orchestrate.parse_targets(["a=http://127.0.0.1:8000/", "b=http://h:1"]) == {
+        "a": "http://127.0.0.1:8000",
+        "b": "http://h:1",
+    }
+    assert orchestrate.parse_targets(["a=http://x:1,b=https://y"]) == {"a": "http://x:1", "b": "https://y"}
+    for bad in ("a", "a=ftp://x", "=http://x"):
+        with pytest.raises(ValueError, match="ID=URL"):
+            orchestrate.parse_targets([bad])
+
+
+def test_compare_needs_an_outputs_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = orchestrate.main(["--quick", "--skip-train", "--out", str(tmp_path), "--compare", str(tmp_path / "nope")])
+    assert code == 2 and "no results/ folder" in capsys.readouterr().out
+
+
+def test_stale_results_of_an_earlier_run_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("x__y.summary.json", "x__y.sequential.parquet", "x__y.load.parquet", "generator.json"):
+        (results / name).write_text("{}")
+    monkeypatch.setattr(
+        orchestrate,
+        "benchmark_one",
+        lambda combo, *_a: {
+            "framework": combo.framework,
+            "model": combo.model,
+            "status": "ok",
+            "reason": "",
+            "seconds": 0,
+        },
+    )
+    records = orchestrate.benchmark({}, tmp_path, [Combination("a", "b")])
+    assert [r["status"] for r in records] == ["ok"]
+    assert sorted(p.name for p in results.iterdir()) == ["runs.json"]
+    assert json.loads((results / "runs.json").read_text())[0]["framework"] == "a"

@@ -1,0 +1,265 @@
+"""The report from synthetic results: the headline figures, ranks with ties, honest digits, the
+ladder's capacity, the summary's few sentences, charts that take only correct endpoints, the
+comparison of two runs, and a report that still renders when every combination failed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from servebench.bench import results
+from servebench.bench.measure import capacity, held, ladder_rates, native_single, run_ladder, window_stats
+from servebench.bench.native import Run
+from servebench.config import Matrix
+from servebench.registry import ServerSpec
+from servebench.report import figures, headline, tables
+from servebench.report.data import load
+from servebench.report.narrative import MAX_SENTENCES, summary_lines
+
+MODELS = {"m1": "Model one", "m2": "Model two"}
+
+
+def spec(sid: str, group: str) -> ServerSpec:
+    return ServerSpec(
+        id=sid,
+        dir=Path("."),
+        label=f"Stack {sid}",
+        group=group,
+        language="x",
+        framework="x",
+        http_server="x",
+        runtime="x",
+        approach="realistic",
+        formats=("onnx",),
+        command=("true",),
+    )
+
+
+MATRIX = Matrix({"b": spec("b", "rust"), "a": spec("a", "web framework")}, MODELS)
+
+
+def window(median: float, spread: float = 0.02) -> dict[str, Any]:
+    return window_stats([median * (1 - spread / 2), median, median * (1 + spread / 2)])
+
+
+def step(rate: float, p99: float, achieved: float | None = None, errors: int = 0) -> dict[str, Any]:
+    s = {
+        "offered_rate": rate,
+        "sent_rate": rate,
+        "achieved_rate": rate if achieved is None else achieved,
+        "errors": errors,
+        "ok": int(rate),
+        "requests": int(rate),
+        "p50": p99 / 3,
+        "p90": p99 / 2,
+        "p99": p99,
+        "p99_9": p99 * 2,
+        "cpu_ms_per_request": 1000 / (rate * 1.1),
+        "step": "ladder",
+    }
+    s["held"] = held(s, 10.0)
+    return s
+
+
+def summary(framework: str, model: str, p50: float, cap: float, status: str = "ok", **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {f: {} for f in results.SUMMARY_FIELDS}
+    steps = [step(r, 1.0) for r in (250, 500, 1000) if r <= cap] + [step(cap * 2, 50.0)]
+    ladder = steps if status == "ok" else []
+    doc.update(
+        framework=framework,
+        model=model,
+        status=status,
+        reason="",
+        ladder=ladder,
+        capacity=capacity(ladder, 10.0) if ladder else {},
+        load=[{"connections": 1, "achieved_rate": cap * 1.5, "requests": 10, "errors": 0, "p50": p50, "p99": p50 * 2}]
+        if status == "ok"
+        else [],
+        native={
+            "predict": {"p50": window(p50), "p99": window(p50 * 3), "p90": window(p50 * 2)},
+            "health": {"p50": window(0.08), "p99": window(0.2)},
+        }
+        if status == "ok"
+        else {},
+        sequential={"p50": p50 + 0.3, "avg": p50 + 0.35, "p99": p50 + 1} if status == "ok" else {},
+        health={"p50": 0.4},
+        server_time={"p50": p50 / 4},
+        cost={"measured": True, "peak_rss_mb": 30.0, "cpu_ms_per_request_at_capacity": 0.02, "startup_s": 1.5},
+        settings={},
+        environment={},
+    )
+    doc.update(extra)
+    return doc
+
+
+def outputs(tmp_path: Path, docs: list[dict[str, Any]], runs: list[dict[str, Any]] | None = None) -> Path:
+    out = tmp_path
+    res = out / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    for d in docs:
+        results.write(res, f"{d['framework']}__{d['model']}", d)
+    runs = runs or [
+        {"framework": d["framework"], "model": d["model"], "status": d["status"], "reason": ""} for d in docs
+    ]
+    (res / "runs.json").write_text(json.dumps(runs))
+    return out
+
+
+def test_window_stats_median_range_and_unstable_flag() -> None:
+    w = window_stats([1.0, 1.02, 0.99, 1.01, 1.0])
+    assert w["median"] == 1.0 and w["low"] == 0.99 and w["high"] == 1.02 and not w["unstable"]
+    assert window_stats([1.0, 1.2, 1.0])["unstable"]
+    assert window_stats([])["windows"] == 0
+
+
+def test_native_single_interleaves_predict_and_health() -> None:
+    calls: list[str] = []
+
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        calls.append(run.url)
+        v = 0.1 if "health" in run.url else 0.2
+        return {"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 0, "first_error": ""}
+
+    got = native_single(Run("http://x/predict/m"), Run("http://x/health"), 3, None, runner=fake)
+    assert calls == ["http://x/predict/m", "http://x/health"] * 3
+    assert got["predict"]["p50"]["median"] == 0.2 and got["health"]["p50"]["windows"] == 3
+
+
+def test_ladder_is_shared_geometric_and_stops_at_the_first_rate_not_held() -> None:
+    assert ladder_rates(250, 2000, 1) == [250, 500, 1000, 2000]
+    assert ladder_rates(250, 1000, 2) == [250, 354, 500, 707, 1000]
+    seen: list[float] = []
+
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        seen.append(run.rate)
+        ok = run.rate <= 800
+        return step(run.rate, 2.0 if ok else 40.0) | {"ok": 100}
+
+    steps = run_ladder("http://x/p", None, [250, 500, 1000, 2000], 1, 10.0, 8, None, refine=2, runner=fake)
+    assert seen[:3] == [250, 500, 1000] and 2000 not in seen  # stopped early
+    assert [s["step"] for s in steps[3:]] == ["refine", "refine"]  # then bisected
+    cap = capacity(steps, 10.0)
+    assert 500 < cap["rate"] <= 800 and not cap["reached_top"]
+    assert cap["cores_per_10k"] == pytest.approx(10_000 / cap["rate"])
+
+
+def test_a_step_is_held_only_without_errors_at_the_rate_within_the_target() -> None:
+    assert held(step(1000, 5.0), 10.0)
+    assert not held(step(1000, 11.0), 10.0)
+    assert not held(step(1000, 5.0, achieved=970), 10.0)
+    assert not held(step(1000, 5.0, errors=1), 10.0)
+
+
+def test_digits_follow_the_spread() -> None:
+    assert headline.fmt(0.12345, 0.120, 0.128) == "0.123 (0.120–0.128)"
+    assert headline.fmt(0.12345, 0.10, 0.16) == "0.12 (0.10–0.16)"
+    assert headline.fmt(float("nan")) == "—"
+
+
+def test_ranks_share_a_place_when_intervals_overlap() -> None:
+    assert headline.ranks([1.0, 1.05, 2.0], [0.9, 1.0, 1.9], [1.1, 1.1, 2.1]) == [1, 1, 3]
+    assert headline.ranks([10.0, 30.0, 20.0], [math.nan] * 3, [math.nan] * 3, higher_is_better=True) == [3, 1, 2]
+
+
+def test_summary_table_groups_stacks_and_flags_the_transport_limit(tmp_path: Path) -> None:
+    out = outputs(tmp_path, [summary("a", "m1", 0.5, 1000), summary("b", "m1", 0.1, 8000)])
+    data = load(out, MATRIX)
+    table = tables.summary_table(data)
+    assert list(table.index.get_level_values("Group")) == ["web framework", "rust"]  # grouped, in GROUPS order
+    assert table.loc[("rust", "Stack b", "Model one"), "Note"].startswith("at the transport's limit")
+    assert table.loc[("rust", "Stack b", "Model one"), "Rank (capacity)"] == 1
+    lines = summary_lines(data)
+    assert 1 <= len(lines) <= MAX_SENTENCES and "Stack b" in lines[0]
+
+
+def test_charts_never_plot_an_incorrect_endpoint(tmp_path: Path) -> None:
+    good = summary("a", "m1", 0.5, 1000)
+    wrong = summary("b", "m1", 0.1, 8000, status="incorrect")
+    out = outputs(tmp_path, [good, wrong])
+    # a stale Python-client file of the incorrect endpoint, as an earlier run could have left
+    frame = pd.DataFrame(
+        {
+            "phase": ["predict"],
+            "i": [0],
+            "measured": [True],
+            "status": [200],
+            "ok": [True],
+            "latency_ms": [0.1],
+            "server_ms": [0.02],
+            "error": [""],
+        }
+    )
+    for key in ("a__m1", "b__m1"):
+        frame.to_parquet(out / "results" / f"{key}.sequential.parquet")
+    data = load(out, MATRIX)
+    for make in (figures.summary_scatter, figures.ladder, figures.native_latency, figures.latency_ecdf):
+        fig = make(data)
+        legends = [ax.get_legend() for ax in (fig.axes if fig else []) if ax.get_legend()]
+        legends += list(fig.legends) if fig else []
+        labels = [t.get_text() for legend in legends for t in legend.get_texts()]
+        labels += [t.get_text() for ax in (fig.axes if fig else []) for t in ax.get_yticklabels()]
+        assert any("Stack a" in label for label in labels), make.__name__
+        assert not any("Stack b" in label for label in labels), make.__name__
+    assert set(figures._python_predict(data)["framework"]) <= {"a"}
+
+
+def test_everything_failed_still_gives_a_report(tmp_path: Path) -> None:
+    runs = [{"framework": "a", "model": "m1", "status": "failed", "reason": "did not start"}]
+    data = load(outputs(tmp_path, [], runs), MATRIX)
+    for make in (
+        figures.summary_scatter,
+        figures.ladder,
+        figures.native_latency,
+        figures.closed_loop,
+        figures.latency_ecdf,
+        figures.percentiles_by_framework,
+        figures.decomposition,
+    ):
+        assert make(data) is None
+    assert tables.summary_table(data).empty and tables.parity_table(data).empty
+    (line,) = summary_lines(data)
+    assert "a × m1: failed" in line
+
+
+def test_compare_gives_ratios_endpoint_by_endpoint(tmp_path: Path) -> None:
+    now = load(outputs(tmp_path / "now", [summary("a", "m1", 0.5, 1000), summary("b", "m1", 0.1, 8000)]), MATRIX)
+    before = load(outputs(tmp_path / "before", [summary("a", "m1", 0.25, 500)]), MATRIX)
+    table = tables.compare_table(now, before)
+    assert len(table) == 1  # only the endpoint both runs measured
+    assert table["native p50 (ms): ratio"].iloc[0] == pytest.approx(2.0)
+    assert table["capacity (req/s): ratio"].iloc[0] == pytest.approx(2.0)
+
+
+def test_a_target_elsewhere_shows_cost_as_not_measured(tmp_path: Path) -> None:
+    remote = summary("c", "m1", 0.2, 4000, cost={"measured": False, "startup_s": None})
+    data = load(outputs(tmp_path, [remote]), MATRIX)
+    cost = tables.cost_table(data)
+    assert cost["Note"].iloc[0].startswith("not measured") and pd.isna(cost["Peak RSS (MiB)"].iloc[0])
+    assert "cost not measured" in tables.summary_table(data)["Note"].iloc[0]
+
+
+def test_a_server_below_the_first_rate_is_halved_down_to_a_capacity() -> None:
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        return step(run.rate, 2.0 if run.rate <= 130 else 40.0) | {"ok": 100}
+
+    steps = run_ladder("http://x/p", None, [500, 1000], 1, 10.0, 8, None, refine=0, runner=fake)
+    assert [(s["step"], s["offered_rate"]) for s in steps] == [("ladder", 500), ("below", 250), ("below", 125)]
+    assert capacity(steps, 10.0)["rate"] == 125
+
+
+def test_the_summary_chart_takes_endpoints_that_held_no_rate(tmp_path: Path) -> None:
+    slow = summary("a", "m1", 5.0, 1000)
+    slow["ladder"] = [step(250, 400.0)]
+    slow["capacity"] = capacity(slow["ladder"], 10.0)
+    data = load(outputs(tmp_path, [slow]), MATRIX)
+    assert data.ok[0]["capacity"]["rate"] == 0
+    assert figures.summary_scatter(data) is not None
+    assert tables.summary_table(data)["Capacity (req/s)"].iloc[0] == "below the ladder"

@@ -1,0 +1,70 @@
+"""`--target ID=URL` benchmarks a server that is already running (its cost shown as not
+measured), and `--compare OTHER_OUTPUTS` adds a section comparing two runs endpoint by endpoint.
+Both through the orchestrator as run_all.sh runs it, on one quick combination."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servebench.servers import start_server, stop_server
+
+from .conftest import ROOT
+
+pytestmark = [pytest.mark.servers, pytest.mark.e2e]
+
+SERVER = "fastapi"
+MODEL = "pytorch_onnx"
+
+
+def orchestrate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "servebench.orchestrate", "--quick", "--skip-train", "--models", MODEL, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+
+
+def outputs_with_models(artifacts: dict[str, Any], path: Path) -> Path:
+    shutil.copytree(artifacts["models"], path / "models")
+    return path
+
+
+def test_target_attaches_to_a_running_server(
+    artifacts: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server_out = tmp_path / "server"
+    monkeypatch.setenv("SERVEBENCH_MODELS_DIR", str(artifacts["models"]))
+    info = start_server(SERVER, server_out)
+    try:
+        out = outputs_with_models(artifacts, tmp_path / "out")
+        run = orchestrate("--target", f"{SERVER}={info['base_url']}", "--out", str(out))
+    finally:
+        stop_server(SERVER, server_out)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    (record,) = json.loads((out / "results" / "runs.json").read_text())
+    assert record["status"] == "ok" and record["target"] == info["base_url"]
+    summary = json.loads((out / "results" / f"{SERVER}__{MODEL}.summary.json").read_text())
+    assert summary["parity"]["ok"] and summary["native"]["predict"]["p50"]["windows"] >= 1
+    assert summary["ladder"] and summary["capacity"]["rate"] >= 0
+    assert summary["cost"]["measured"] is False and summary["cost"]["peak_rss_mb"] is None
+    assert "not measured" in (out / "report.html").read_text()
+
+
+def test_compare_two_quick_runs(artifacts: dict[str, Any], tmp_path: Path) -> None:
+    first = outputs_with_models(artifacts, tmp_path / "first")
+    second = outputs_with_models(artifacts, tmp_path / "second")
+    for out, extra in ((first, []), (second, ["--compare", str(first)])):
+        run = orchestrate("--frameworks", SERVER, "--out", str(out), *extra)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    html = (second / "report.html").read_text()
+    assert f"Compared with {first}" in html and "native p50 (ms)" in html
+    assert "Compared with" not in (first / "report.html").read_text()
