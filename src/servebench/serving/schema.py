@@ -19,18 +19,20 @@ def _integral(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-# An integer as JSON Schema (and so the OpenAPI document) has it: 3 or 3.0, not 2.5.
-Integer = Annotated[int, BeforeValidator(_integral)]
+# An integer as JSON Schema (and so the OpenAPI document) has it: 3 or 3.0, not 2.5. The validator
+# comes after the bounds, so that they stay `minimum`/`maximum` in the schema.
+Pclass = Annotated[int, Field(ge=1, le=3), BeforeValidator(_integral)]
+Count = Annotated[int, Field(ge=0, le=COUNT_MAX), BeforeValidator(_integral)]
 
 
 class Passenger(BaseModel):
     model_config = _STRICT
 
-    Pclass: Annotated[Integer, Field(ge=1, le=3)]
+    Pclass: Pclass
     Sex: Literal["male", "female"]
     Age: Annotated[float | None, Field(ge=0, le=AGE_MAX, allow_inf_nan=False)] = None
-    SibSp: Annotated[Integer, Field(ge=0, le=COUNT_MAX)]
-    Parch: Annotated[Integer, Field(ge=0, le=COUNT_MAX)]
+    SibSp: Count
+    Parch: Count
     Fare: Annotated[float, Field(ge=0, le=FARE_MAX, allow_inf_nan=False)]
 
 
