@@ -69,7 +69,8 @@ def create_app(inference: Inference | None = None) -> Flask:
         if model not in engine.predictors:
             abort(404, f"unknown model '{model}'")
         if len(request.get_data(cache=True)) > MAX_BODY_BYTES:
-            abort(413)
+            # Read whole already: nothing left to drain.
+            return error(413, f"body exceeds {MAX_BODY_BYTES} bytes")
         try:
             doc = request.get_json()
         except RecursionError:
