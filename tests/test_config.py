@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from servebench import registry
 from servebench.config import PARAMS_DIR, Matrix, load_profile, notebook_parameters
 from servebench.orchestrate import NOTEBOOKS
+from servebench.paths import PROJECT_ROOT as ROOT
 
 
 def test_default_matrix_is_every_regular_server_times_the_models_of_its_formats() -> None:
@@ -58,6 +60,25 @@ def test_bad_descriptions_name_their_file(tmp_path: Path) -> None:
     )
     with pytest.raises(registry.RegistryError, match="group must be one of"):
         registry.servers.__wrapped__(tmp_path)
+
+
+def test_a_baseline_must_be_another_server(tmp_path: Path) -> None:
+    for sid, baseline in (("a", "b"), ("b", "nowhere")):
+        (tmp_path / sid).mkdir()
+        text = (registry.SERVERS_DIR / "fastapi" / "server.yaml").read_text().replace("id: fastapi", f"id: {sid}")
+        (tmp_path / sid / "server.yaml").write_text(f"{text}\nbaseline: {baseline}\n")
+    with pytest.raises(registry.RegistryError, match=r"b/server.yaml: baseline 'nowhere'"):
+        registry.servers.__wrapped__(tmp_path)
+
+
+def test_transport_limits_name_attacks_of_the_transport_suite() -> None:
+    """A recorded limit skips the attack of that name: a misspelt one would skip nothing."""
+    attacks = {
+        name.removeprefix("test_")
+        for name in re.findall(r"^def (test_\w+)", (ROOT / "tests" / "test_transport.py").read_text(), re.M)
+    }
+    for spec in registry.servers().values():
+        assert set(spec.transport_limits) <= attacks, spec.id
 
 
 def test_model_files_round_trip() -> None:

@@ -263,3 +263,30 @@ def test_the_summary_chart_takes_endpoints_that_held_no_rate(tmp_path: Path) -> 
     assert data.ok[0]["capacity"]["rate"] == 0
     assert figures.summary_scatter(data) is not None
     assert tables.summary_table(data)["Capacity (req/s)"].iloc[0] == "below the ladder"
+
+
+def test_a_stack_on_another_server_layer_is_set_against_its_baseline(tmp_path: Path) -> None:
+    layered = ServerSpec(**{**spec("c", "web framework").__dict__, "baseline": "a"})
+    matrix = Matrix({"a": spec("a", "web framework"), "c": layered}, MODELS)
+    docs = [summary("a", "m1", 0.5, 1000), summary("c", "m1", 1.0, 500), summary("c", "m2", 1.0, 500)]
+    table = tables.layer_table(load(outputs(tmp_path, docs), matrix))
+    assert list(table.index) == [("Stack c", "Stack a", "Model one")]  # m2 has no baseline to compare with
+    row = table.iloc[0]
+    assert row["native p50 ×"] == pytest.approx(2.0, rel=0.01)
+    assert row["capacity ×"] < 1 and row["p50 Δ (ms)"] == pytest.approx(0.5, rel=0.01)
+
+
+def test_recorded_deviations_are_listed_with_their_reasons(tmp_path: Path) -> None:
+    deviating = ServerSpec(
+        **{
+            **spec("a", "serving framework").__dict__,
+            "deviations": {"age-is-text": {"status": [400], "reason": "the framework answers 400"}},
+            "transport_limits": {"slow_body": "no body timeout"},
+        }
+    )
+    matrix = Matrix({"a": deviating, "b": spec("b", "rust")}, MODELS)
+    docs = [summary("a", "m1", 0.5, 1000), summary("b", "m1", 0.1, 8000)]
+    table = tables.deviations_table(load(outputs(tmp_path, docs), matrix))
+    assert table.loc[("Stack a", "contract status", "age-is-text"), "Answered"] == "400"
+    assert table.loc[("Stack a", "transport limit", "slow_body"), "Why"] == "no body timeout"
+    assert "Stack b" not in table.index.get_level_values("Stack")

@@ -56,6 +56,13 @@ class ServerSpec:
     crates: tuple[str, ...] = ()
     system_packages: tuple[str, ...] = ()
     deviations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Transport attacks (tests/test_transport.py, by test name without `test_`) this stack, as
+    # deployed, does not withstand: name -> why. The suite skips them with that reason and the
+    # report lists them beside the contract deviations.
+    transport_limits: dict[str, str] = field(default_factory=dict)
+    # Another server running the same app on a different server layer (Granian, or Ray Serve's
+    # proxy, in place of uvicorn): the report sets the two side by side, as ratios.
+    baseline: str | None = None
     notes: str = ""
 
     def serves(self, models: list[ModelSpec]) -> list[ModelSpec]:
@@ -100,6 +107,7 @@ def _server(path: Path) -> ServerSpec:
         system_packages=tuple(doc.get("system_packages") or ()),
         env={str(k): str(v) for k, v in (doc.get("env") or {}).items()},
         deviations=dict(doc.get("deviations") or {}),
+        transport_limits={str(k): str(v) for k, v in (doc.get("transport_limits") or {}).items()},
     )
     return ServerSpec(**doc)
 
@@ -113,6 +121,9 @@ def servers(root: Path = SERVERS_DIR) -> dict[str, ServerSpec]:
     if duplicated:
         raise RegistryError(f"server ids used twice under {root}: {', '.join(duplicated)}")
     found.sort(key=lambda s: (GROUPS.index(s.group), s.id))
+    for s in found:
+        if s.baseline is not None and (s.baseline not in ids or s.baseline == s.id):
+            raise RegistryError(f"{s.dir / DESCRIPTION}: baseline {s.baseline!r} is not another server id")
     return {s.id: s for s in found}
 
 

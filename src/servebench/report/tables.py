@@ -95,6 +95,70 @@ def parity_table(data: ReportData) -> pd.DataFrame:
     return _indexed(pd.DataFrame(rows))
 
 
+def deviations_table(data: ReportData) -> pd.DataFrame:
+    """What each stack's description records where its framework departs from docs/api.md: a
+    contract vector answered with another status, or a transport attack it does not withstand."""
+    rows = []
+    for f, spec in data.matrix.frameworks.items():
+        if not any(s["framework"] == f for s in data.summaries):
+            continue
+        for vector, deviation in spec.deviations.items():
+            rows.append(
+                {
+                    "Stack": spec.label,
+                    "Kind": "contract status",
+                    "Case": vector,
+                    "Answered": ", ".join(str(s) for s in deviation.get("status", [])),
+                    "Why": deviation.get("reason", ""),
+                }
+            )
+        for attack, reason in spec.transport_limits.items():
+            rows.append(
+                {"Stack": spec.label, "Kind": "transport limit", "Case": attack, "Answered": "—", "Why": reason}
+            )
+    return pd.DataFrame(rows).set_index(["Stack", "Kind", "Case"]) if rows else pd.DataFrame()
+
+
+LAYER = {
+    "p50": "native p50",
+    "p99": "native p99",
+    "capacity": "capacity",
+    "cpu_ms": "CPU ms / req",
+    "peak_mb": "peak MiB",
+}
+
+
+def layer_table(data: ReportData) -> pd.DataFrame:
+    """Each stack that runs another stack's app on a different server layer (its description's
+    `baseline`), model by model: its headline figures over the baseline's. Above 1 means more
+    latency, memory or CPU, or more capacity."""
+    h = headline.frame(data)
+    if h.empty:
+        return pd.DataFrame()
+    rows = []
+    for f, spec in data.matrix.frameworks.items():
+        if spec.baseline is None:
+            continue
+        mine, theirs = h[h["framework"] == f], h[h["framework"] == spec.baseline]
+        for a in mine.to_dict("records"):
+            match = theirs[theirs["model"] == a["model"]]
+            if match.empty:
+                continue
+            b = match.iloc[0].to_dict()
+            row: dict[str, Any] = {
+                "Stack": data.label(f),
+                "Against": data.label(spec.baseline),
+                "Model": data.model_label(a["model"]),
+            }
+            for key, name in LAYER.items():
+                x, y = a[key], b[key]
+                ok = math.isfinite(x) and math.isfinite(y) and y > 0
+                row[f"{name} ×"] = x / y if ok else math.nan
+            row["p50 Δ (ms)"] = a["p50"] - b["p50"]
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["Stack", "Against", "Model"]) if rows else pd.DataFrame()
+
+
 def closed_loop_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for s in data.ok:
