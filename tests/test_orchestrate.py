@@ -4,12 +4,35 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from servebench import orchestrate
 from servebench.config import Combination
+from servebench.servers import ServerError
+
+
+def measured(combo: Combination, *_args: object) -> dict[str, Any]:
+    return {"framework": combo.framework, "model": combo.model, "status": "ok", "reason": "", "seconds": 0}
+
+
+def fake_servers(monkeypatch: pytest.MonkeyPatch, broken: tuple[str, ...] = ()) -> list[str]:
+    """Servers that start instantly (or fail to, for the ids in `broken`); returns the starts."""
+    starts: list[str] = []
+
+    @contextmanager
+    def running_server(framework: str, _out: Path) -> Iterator[dict[str, Any]]:
+        starts.append(framework)
+        if framework in broken:
+            raise ServerError(f"{framework} failed to start")
+        yield {"base_url": "http://127.0.0.1:1", "pid": None, "startup_seconds": 1.0, "cpus": "", "log": None}
+
+    monkeypatch.setattr(orchestrate, "running_server", running_server)
+    return starts
 
 
 def test_skip_train_without_models_fails_at_once_naming_the_fix(
@@ -55,18 +78,23 @@ def test_stale_results_of_an_earlier_run_are_removed(tmp_path: Path, monkeypatch
     results.mkdir()
     for name in ("x__y.summary.json", "x__y.sequential.parquet", "x__y.load.parquet", "generator.json"):
         (results / name).write_text("{}")
-    monkeypatch.setattr(
-        orchestrate,
-        "benchmark_one",
-        lambda combo, *_a: {
-            "framework": combo.framework,
-            "model": combo.model,
-            "status": "ok",
-            "reason": "",
-            "seconds": 0,
-        },
-    )
+    monkeypatch.setattr(orchestrate, "benchmark_one", measured)
+    fake_servers(monkeypatch)
     records = orchestrate.benchmark({}, tmp_path, [Combination("a", "b")])
     assert [r["status"] for r in records] == ["ok"]
     assert sorted(p.name for p in results.iterdir()) == ["runs.json"]
     assert json.loads((results / "runs.json").read_text())[0]["framework"] == "a"
+
+
+def test_a_server_starts_once_for_all_its_models_and_a_failed_start_fails_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orchestrate, "benchmark_one", measured)
+    starts = fake_servers(monkeypatch, broken=("b",))
+    combos = [Combination(f, m) for f in ("a", "b", "c") for m in ("m1", "m2")]
+    records = orchestrate.benchmark({}, tmp_path, combos)
+    assert starts == ["a", "b", "c"]
+    assert [(r["framework"], r["model"], r["status"]) for r in records] == [
+        (c.framework, c.model, "failed" if c.framework == "b" else "ok") for c in combos
+    ]
+    assert all("b failed to start" in r["reason"] for r in records if r["framework"] == "b")

@@ -1,5 +1,5 @@
-"""What ./run_all.sh runs once the environment exists: train → export → for each framework × model
-combination start its server, benchmark it, stop it → report. One combination failing is
+"""What ./run_all.sh runs once the environment exists: train → export → for each server, start it,
+benchmark each of its models, stop it → report. One combination failing is
 recorded with its reason and the rest still runs; the exit code says whether anything failed."""
 
 from __future__ import annotations
@@ -122,33 +122,30 @@ def attached_server(url: str) -> Iterator[dict[str, Any]]:
     yield {"base_url": url, "pid": None, "startup_seconds": None, "cpus": "", "log": None}
 
 
-def benchmark_one(
-    combo: Combination, profile: dict[str, Any], out: Path, target_url: str | None = None
-) -> dict[str, Any]:
+def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path, server: dict[str, Any]) -> dict[str, Any]:
+    """One model of a running server (started here, or elsewhere with --target)."""
     record: dict[str, Any] = {"framework": combo.framework, "model": combo.model}
-    if target_url:
-        record["target"] = target_url
+    if server["pid"] is None:
+        record["target"] = server["base_url"]
     started = time.time()
-    server_cm = attached_server(target_url) if target_url else running_server(combo.framework, out)
     try:
-        with server_cm as server:
-            params = _profile_params(profile, "04_benchmark", out)
-            params.update(
-                framework=combo.framework,
-                model=combo.model,
-                base_url=server["base_url"],
-                server_pid=int(server["pid"]) if server["pid"] else None,
-                startup_seconds=float(server["startup_seconds"]) if server["startup_seconds"] else None,
-                server_cpus=str(server["cpus"]) or None,
-            )
-            failure = None
-            try:
-                run_notebook("04_benchmark", out, params, suffix=f"__{combo.key}")
-            except StepFailed as exc:
-                failure = str(exc)
-            # A server that died is a failed run, whatever the notebook made of its silence.
-            if server["pid"] and not alive(int(server["pid"])):
-                raise StepFailed("the server died during the benchmark; its log ends:\n" + log_tail(server["log"]))
+        params = _profile_params(profile, "04_benchmark", out)
+        params.update(
+            framework=combo.framework,
+            model=combo.model,
+            base_url=server["base_url"],
+            server_pid=int(server["pid"]) if server["pid"] else None,
+            startup_seconds=float(server["startup_seconds"]) if server["startup_seconds"] else None,
+            server_cpus=str(server["cpus"]) or None,
+        )
+        failure = None
+        try:
+            run_notebook("04_benchmark", out, params, suffix=f"__{combo.key}")
+        except StepFailed as exc:
+            failure = str(exc)
+        # A server that died is a failed run, whatever the notebook made of its silence.
+        if server["pid"] and not alive(int(server["pid"])):
+            raise StepFailed("the server died during the benchmark; its log ends:\n" + log_tail(server["log"]))
         summary_path = results_dir(out) / f"{combo.key}.summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
         if summary.get("status") == "incorrect":
@@ -158,7 +155,7 @@ def benchmark_one(
             raise StepFailed(failure + "\n  server log tail:\n" + tail)
         else:
             record.update(status=summary.get("status", "ok"), reason=summary.get("reason", ""))
-    except (StepFailed, ServerError) as exc:
+    except StepFailed as exc:
         record.update(status="failed", reason=str(exc))
     record["seconds"] = round(time.time() - started, 1)
     return record
@@ -167,6 +164,9 @@ def benchmark_one(
 def benchmark(
     profile: dict[str, Any], out: Path, combos: list[Combination], targets: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
+    """Each server is started once for all the models it is to be measured with (they are all
+    loaded at start-up anyway), and again only if it dies; one that cannot start fails its
+    remaining models with the reason."""
     runs_path = results_dir(out) / "runs.json"
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     # Every result of an earlier run goes: the report must never show an endpoint this run did
@@ -176,17 +176,48 @@ def benchmark(
             stale.unlink()
     records: list[dict[str, Any]] = []
     targets = targets or {}
-    for i, combo in enumerate(combos, 1):
+
+    def done(record: dict[str, Any]) -> None:
+        records.append(record)
+        runs_path.write_text(json.dumps(records, indent=2) + "\n")
+        mark = {"ok": "ok", "incorrect": "INCORRECT", "failed": "FAILED"}[record["status"]]
+        say(f"   {mark} in {record['seconds']}s" + (f": {record['reason']}" if record["reason"] else ""))
+
+    def announce(combo: Combination) -> None:
+        i = len(records) + 1
         where = f" at {targets[combo.framework]}" if combo.framework in targets else ""
         say(
             f"== [{i}/{len(combos)}] benchmark {combo.framework} × {combo.model}{where}"
             f" ({len(combos) - i} left after this)"
         )
-        record = benchmark_one(combo, profile, out, targets.get(combo.framework))
-        records.append(record)
-        runs_path.write_text(json.dumps(records, indent=2) + "\n")
-        mark = {"ok": "ok", "incorrect": "INCORRECT", "failed": "FAILED"}[record["status"]]
-        say(f"   {mark} in {record['seconds']}s" + (f": {record['reason']}" if record["reason"] else ""))
+
+    for framework in dict.fromkeys(c.framework for c in combos):
+        pending = [c for c in combos if c.framework == framework]
+        while pending:
+            url = targets.get(framework)
+            started = time.time()
+            try:
+                with attached_server(url) if url else running_server(framework, out) as server:
+                    while pending:
+                        combo = pending.pop(0)
+                        announce(combo)
+                        done(benchmark_one(combo, profile, out, server))
+                        if server["pid"] and not alive(int(server["pid"])):
+                            break  # the next model gets a fresh server
+            except ServerError as exc:
+                seconds = round(time.time() - started, 1)
+                for combo in pending:
+                    announce(combo)
+                    done(
+                        {
+                            "framework": framework,
+                            "model": combo.model,
+                            "status": "failed",
+                            "reason": str(exc),
+                            "seconds": seconds,
+                        }
+                    )
+                pending = []
     return records
 
 
