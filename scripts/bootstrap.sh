@@ -43,7 +43,10 @@ python_env() {
   step "Python environment (.venv from requirements.lock)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv || fail "could not create .venv (apt-get install python3-venv?)"
   .venv/bin/python -m pip install -q "uv==$UV_VERSION" || fail "could not install uv from PyPI"
-  .venv/bin/uv pip sync -q --python .venv/bin/python requirements.lock || fail "uv pip sync requirements.lock"
+  # Bytecode compiled once here: every server process (LitServe's workers, Ray's) imports torch
+  # and the rest, and without .pyc files (PYTHONDONTWRITEBYTECODE) pays the compile at each start.
+  .venv/bin/uv pip sync -q --compile-bytecode --python .venv/bin/python requirements.lock \
+    || fail "uv pip sync requirements.lock"
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e . || fail "installing the servebench package"
   .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$want" > "$stamp"

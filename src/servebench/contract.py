@@ -12,3 +12,7 @@ COUNT_MAX = 100
 # An oversized body is still read up to this much and dropped, so that the client, still
 # sending, reads the 413 instead of a connection reset.
 DRAIN_LIMIT = 16 * MAX_BODY_BYTES
+
+# The ONNX exports' tensor names: input float32 [batch, 6], output float32 [batch].
+ONNX_INPUT = "features"
+ONNX_OUTPUT = "probability"

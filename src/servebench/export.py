@@ -21,12 +21,12 @@ import torch
 from onnx import TensorProto, helper
 from onnxmltools.convert.common.data_types import FloatTensorType
 
-from servebench.contract import FIELDS
+from servebench.contract import FIELDS, ONNX_INPUT, ONNX_OUTPUT
 from servebench.features import FEATURES
 from servebench.training import SurvivalMLP, SurvivalProbability
 
-INPUT = "features"
-OUTPUT = "probability"
+INPUT = ONNX_INPUT
+OUTPUT = ONNX_OUTPUT
 ONNX_OPSET = 17
 # The highest opset onnxmltools converts LightGBM to.
 LIGHTGBM_OPSET = 15

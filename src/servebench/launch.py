@@ -9,7 +9,8 @@ every process it spawned), pinned to the server core, and returns once /health a
 writes RUN_DIR/ID.pid, ID.log and ID.json (pid, port, cpus, start-up seconds, command).
 Environment: SERVEBENCH_MODELS_DIR (default OUT/models), SERVEBENCH_OUT (outputs/),
 SERVEBENCH_SERVER_CPUS (taskset list; default core 0 on a machine with two or more cores, empty
-for no pinning), SERVEBENCH_HOST (127.0.0.1), SERVEBENCH_START_TIMEOUT (seconds, 120).
+for no pinning), SERVEBENCH_HOST (127.0.0.1), SERVEBENCH_START_TIMEOUT (seconds; default the
+description's `start_timeout`, 120 unless it says).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
             f"{server_id}: models directory {models_dir} does not exist: run ./run_all.sh (or notebooks 01-03) first"
         )
     models_dir = models_dir.resolve()
-    timeout = float(os.environ.get("SERVEBENCH_START_TIMEOUT", "120"))
+    timeout = float(os.environ.get("SERVEBENCH_START_TIMEOUT") or spec.start_timeout)
     runs = run_dir(out)
     runs.mkdir(parents=True, exist_ok=True)
     pidfile, log = runs / f"{server_id}.pid", runs / f"{server_id}.log"

@@ -63,6 +63,9 @@ class ServerSpec:
     # Another server running the same app on a different server layer (Granian, or Ray Serve's
     # proxy, in place of uvicorn): the report sets the two side by side, as ratios.
     baseline: str | None = None
+    # Seconds the launcher waits for /health (SERVEBENCH_START_TIMEOUT overrides it): a stack
+    # that starts a cluster or several processes needs more than a single process.
+    start_timeout: float = 120.0
     notes: str = ""
 
     def serves(self, models: list[ModelSpec]) -> list[ModelSpec]:

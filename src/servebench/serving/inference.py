@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from servebench import registry
-from servebench.export import INPUT, OUTPUT
+from servebench.contract import ONNX_INPUT, ONNX_OUTPUT
 from servebench.features import Preprocessor
 from servebench.paths import models_dir, out_dir
 from servebench.serving.schema import Passenger
-from servebench.training import SurvivalProbability, load_lightgbm, load_pytorch
 
 MODELS_DIR_ENV = "SERVEBENCH_MODELS_DIR"
 MODELS_ENV = "SERVEBENCH_MODELS"
@@ -35,6 +33,8 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 
 def configure_threads() -> None:
+    import torch
+
     torch.set_num_threads(1)
     # Raises once earlier torch work in this process fixed the count; one thread either way.
     with contextlib.suppress(RuntimeError):
@@ -52,7 +52,14 @@ def onnx_session_options() -> ort.SessionOptions:
     return options
 
 
+# torch and LightGBM are imported by the loaders that need them: a server of ONNX models alone
+# (a LitServe worker, say) starts without either.
 def _torch_predictor(path: Path) -> Predictor:
+    import torch
+
+    from servebench.training import SurvivalProbability, load_pytorch
+
+    configure_threads()
     model = SurvivalProbability(load_pytorch(path)).eval()
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -63,7 +70,11 @@ def _torch_predictor(path: Path) -> Predictor:
 
 
 def _lightgbm_predictor(path: Path) -> Predictor:
-    booster = load_lightgbm(path)
+    import lightgbm as lgb
+
+    if not path.is_file():
+        raise FileNotFoundError(f"missing model file {path}")
+    booster = lgb.Booster(model_file=str(path))
     return lambda x: booster.predict(x, num_threads=1)
 
 
@@ -76,7 +87,7 @@ def _onnx_predictor(path: Path) -> Predictor:
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise ValueError(f"cannot load ONNX model {path}: {exc}") from None
-    return lambda x: session.run([OUTPUT], {INPUT: x})[0]
+    return lambda x: session.run([ONNX_OUTPUT], {ONNX_INPUT: x})[0]
 
 
 # By the model file's format, which its extension names.
@@ -91,7 +102,6 @@ class Inference:
     """Preprocessing plus the loaded models, keyed by model name."""
 
     def __init__(self, directory: Path, files: Mapping[str, str]) -> None:
-        configure_threads()
         self.directory = directory
         self.preprocessor = Preprocessor.load(directory / "preprocess.json")
         self.predictors: dict[str, Predictor] = {}

@@ -1,0 +1,191 @@
+"""LitServe: one `LitAPI` per model, each on its own `api_path` (/predict/<model>), all in one
+`LitServer` on one port, as LitServe's multi-endpoint documentation has it.
+
+The request body is validated by the shared pydantic models through the type hint of
+`decode_request`: LitServe hands that annotation to FastAPI, which validates the body in the API
+server process; `predict` runs the shared inference layer in the model's inference worker, and
+the return annotation of `encode_response` is the route's response model.
+
+No `from __future__ import annotations` here: LitServe reads those two annotations at run time
+(`inspect.signature`) to build the route, and string annotations break that.
+
+Processes (LitServe's architecture, see DEPLOY.md): this main process, a multiprocessing Manager
+that holds the queues, one API server (uvicorn, forked) and one inference worker per LitAPI
+(spawned), i.e. one per model, plus multiprocessing's resource tracker.
+"""
+
+import argparse
+import multiprocessing
+import os
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import litserve as ls
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from litserve.utils import WorkerSetupStatus
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from servebench import registry
+from servebench.contract import MAX_BODY_BYTES
+from servebench.paths import models_dir, out_dir
+from servebench.serving.middleware import ServerTiming
+from servebench.serving.schema import (
+    Batch,
+    BatchPrediction,
+    Health,
+    Passenger,
+    Prediction,
+    PredictRequest,
+    predictions,
+    validation_failure,
+)
+
+SERVER_ID = "litserve"
+# LitServe's own readiness endpoint, moved so that /health can answer with the contract's body.
+LITSERVE_HEALTH = "/litserve/health"
+
+
+def error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status, headers=headers)
+
+
+class TitanicAPI(ls.LitAPI):
+    """One model of the models folder, served at /predict/<model>."""
+
+    def __init__(self, model: str, file: str, directory: Path, failures: Connection) -> None:
+        super().__init__(api_path=f"/predict/{model}")
+        self.model, self.file, self.directory = model, file, directory
+        self.failures = failures
+
+    def setup(self, device: str) -> None:
+        # Imported here, in the inference worker: the API server and the main process never load
+        # torch, LightGBM or ONNX Runtime.
+        from servebench.serving.inference import Inference
+
+        try:
+            self.engine = Inference(self.directory, {self.model: self.file})
+        except Exception as exc:
+            # LitServe logs the traceback and stops; the main process repeats the cause last.
+            self.failures.send(f"model {self.model}: {exc}")
+            raise
+
+    def decode_request(self, request: PredictRequest) -> Passenger | Batch:
+        return request
+
+    def predict(self, body: Passenger | Batch) -> tuple[bool, list[float]]:
+        batch = isinstance(body, Batch)
+        passengers = body.instances if isinstance(body, Batch) else [body]
+        return batch, self.engine.predict(self.model, passengers).tolist()
+
+    def encode_response(self, output: tuple[bool, list[float]]) -> Prediction | BatchPrediction:
+        batch, probabilities = output
+        return predictions(probabilities, batch=batch)
+
+
+class JSONOnly:
+    """415 for a POST to a prediction route whose Content-Type is not JSON: FastAPI would read
+    such a body as raw bytes and answer 422."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            media = Headers(scope=scope).get("content-type", "").split(";", 1)[0].strip().lower()
+            if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+                await error(415, "Content-Type must be application/json")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def served_models() -> tuple[Path, dict[str, str]]:
+    """The models folder and name -> file of the models to serve, as Inference.from_env reads
+    them: SERVEBENCH_MODELS (else every model), SERVEBENCH_MODELS_DIR (else outputs/models)."""
+    named = os.environ.get("SERVEBENCH_MODELS")
+    files = registry.parse_model_files(named) if named else {m.name: m.file for m in registry.models()}
+    directory = os.environ.get("SERVEBENCH_MODELS_DIR")
+    return (Path(directory) if directory else models_dir(out_dir())), files
+
+
+def create_server(failures: Connection) -> ls.LitServer:
+    directory, files = served_models()
+    apis = [TitanicAPI(name, file, directory, failures) for name, file in sorted(files.items())]
+    served = sorted(files)
+    identity = os.environ.get("SERVEBENCH_SERVER_ID") or SERVER_ID
+    server = ls.LitServer(
+        apis,
+        accelerator="cpu",
+        workers_per_device=1,
+        healthcheck_path=LITSERVE_HEALTH,
+        max_payload_size=MAX_BODY_BYTES,
+        middlewares=[(JSONOnly, {"paths": frozenset(api.api_path for api in apis)})],
+    )
+    app = server.app
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # Keeps Starlette's headers, such as the Allow of a 405.
+        return error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message, field = validation_failure(exc.errors())
+        return error(status, message, field)
+
+    @app.get("/health")
+    async def health() -> Health:
+        # Ready once every model's inference worker is: LitServe's own check (LITSERVE_HEALTH)
+        # does the same, but answers with a plain-text "ok".
+        status = server.workers_setup_status
+        if not status or any(state != WorkerSetupStatus.READY for state in status.values()):
+            raise HTTPException(503, "the models are loading")
+        return Health(status="ok", framework=identity, models=served)
+
+    # Outermost: the timing covers LitServe's own middlewares (payload limit, gzip) too.
+    app.add_middleware(ServerTiming)
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default=os.environ.get("SERVEBENCH_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args()
+    # Inference workers are spawned: the pipe's sending end travels with each LitAPI. A pipe, not a
+    # queue: it holds no semaphore that a SIGTERM would leave to the resource tracker.
+    causes, failures = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    server = create_server(failures)
+    try:
+        server.run(
+            host=args.host,
+            port=args.port,
+            # One HTTP process: LitServe's default is one per inference worker, here four.
+            num_api_servers=1,
+            log_level="warning",
+            generate_client_file=False,
+        )
+    except BaseException:
+        if not causes.poll():
+            raise
+    if not causes.poll():
+        return
+    # A model that failed to load: LitServe has logged its traceback and shut down (noisily, when
+    # another worker was ready first). Say why, last, and leave without the exit-time noise of
+    # its queue proxies.
+    failed = []
+    while causes.poll():
+        failed.append(causes.recv())
+    print(f"litserve: cannot start: {'; '.join(failed)}", file=sys.stderr, flush=True)
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    main()
