@@ -21,30 +21,18 @@ import json
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servebench.contract import DRAIN_LIMIT, MAX_BODY_BYTES
+from servebench.serving.errors import JSON_TYPE, error_response, is_json
 from servebench.serving.schema import validation_failure
 
 PREDICT_PREFIX = "/predict/"
-JSON_TYPE = "application/json"
 BODY_TIMEOUT_S = 10.0
 
 
 class BodyTooLarge(Exception):
     pass
-
-
-def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status, headers=headers)
-
-
-def is_json(content_type: str) -> bool:
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == JSON_TYPE or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
 def contract_error(status: int, body: bytes) -> tuple[int, str, str | None]:

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import bentoml
 from bentoml._internal.context import server_context
 from fastapi import Depends, FastAPI
-from gate import ContractGate, error_response
+from gate import ContractGate
 from pydantic import RootModel, ValidationError
 from starlette.types import ASGIApp
 
+from servebench.serving.errors import error_response
 from servebench.serving.middleware import ServerTiming
 from servebench.serving.schema import Batch, BatchPrediction, Health, Prediction, PredictRequest, predictions
 

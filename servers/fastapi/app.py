@@ -8,11 +8,10 @@ of microseconds, less than the hop to the thread pool that a plain `def` handler
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from servebench import registry
+from servebench.serving.errors import install_error_handlers, is_json
 from servebench.serving.inference import Inference, server_id
 from servebench.serving.middleware import BodyLimit, ServerTiming
 from servebench.serving.schema import (
@@ -24,15 +23,9 @@ from servebench.serving.schema import (
     Prediction,
     PredictRequest,
     predictions,
-    validation_failure,
 )
 
 SERVER_ID = "fastapi"
-JSON_TYPES = ("application/json",)
-
-
-def error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status, headers=headers)
 
 
 def create_app(inference: Inference | None = None, load_models: bool = True) -> FastAPI:
@@ -48,22 +41,13 @@ def create_app(inference: Inference | None = None, load_models: bool = True) -> 
         redoc_url=None,
     )
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        # Keeps Starlette's headers, such as the Allow of a 405.
-        return error(exc.status_code, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message, field = validation_failure(exc.errors())
-        return error(status, message, field)
+    install_error_handlers(app)
 
     async def served_json(request: Request, model: Annotated[str, Path(json_schema_extra={"enum": served})]) -> str:
         """The model, served here, of a JSON request: checked before FastAPI validates the body."""
         if model not in served:
             raise HTTPException(404, f"unknown model '{model}'")
-        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        if not is_json(request.headers.get("content-type", "")):
             raise HTTPException(415, "Content-Type must be application/json")
         return model
 

@@ -22,9 +22,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import litserve as ls
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from litserve.utils import WorkerSetupStatus
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -33,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from servebench import registry
 from servebench.contract import MAX_BODY_BYTES
 from servebench.paths import models_dir, out_dir
+from servebench.serving.errors import error_response, install_error_handlers, is_json
 from servebench.serving.middleware import ServerTiming
 from servebench.serving.schema import (
     Batch,
@@ -42,16 +40,11 @@ from servebench.serving.schema import (
     Prediction,
     PredictRequest,
     predictions,
-    validation_failure,
 )
 
 SERVER_ID = "litserve"
 # LitServe's own readiness endpoint, moved so that /health can answer with the contract's body.
 LITSERVE_HEALTH = "/litserve/health"
-
-
-def error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status, headers=headers)
 
 
 class TitanicAPI(ls.LitAPI):
@@ -96,11 +89,14 @@ class JSONOnly:
         self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
-            media = Headers(scope=scope).get("content-type", "").split(";", 1)[0].strip().lower()
-            if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-                await error(415, "Content-Type must be application/json")(scope, receive, send)
-                return
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in self.paths
+            and not is_json(Headers(scope=scope).get("content-type", ""))
+        ):
+            await error_response(415, "Content-Type must be application/json")(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -128,15 +124,7 @@ def create_server(failures: Connection) -> ls.LitServer:
     )
     app = server.app
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        # Keeps Starlette's headers, such as the Allow of a 405.
-        return error(exc.status_code, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message, field = validation_failure(exc.errors())
-        return error(status, message, field)
+    install_error_handlers(app)
 
     @app.get("/health")
     async def health() -> Health:

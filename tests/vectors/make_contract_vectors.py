@@ -72,6 +72,9 @@ REQUESTS: list[tuple[str, str, str | None, tuple[int, ...], object, int | None]]
     ("no content type", body(), None, (415,), None, None),
     ("text/plain", body(), "text/plain", (415,), None, None),
     ("form", body(), "application/x-www-form-urlencoded", (415,), None, None),
+    ("json with charset", body(), "application/json; charset=utf-8", (200,), None, 1),
+    ("json suffix", body(), "application/vnd.servebench+json", (200,), None, 1),
+    ("json suffix outside application", body(), "text/x-servebench+json", (415,), None, None),
     ("array body", json.dumps([OK]), J, REJECTED, None, None),
     ("string body", '"hello"', J, REJECTED, None, None),
     # FastAPI reads a null body as no body at all, which it refuses before the field rules.
