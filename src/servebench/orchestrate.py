@@ -20,6 +20,7 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import CaselessStrEnum
 
+from servebench.bench.idle import shallow_idle
 from servebench.config import PARAMS_DIR, Combination, Matrix, load_profile, notebook_parameters
 from servebench.paths import PROJECT_ROOT, out_dir, results_dir
 from servebench.servers import ServerError, alive, log_tail, running_server
@@ -361,13 +362,15 @@ def main(argv: list[str] | None = None) -> int:
                 known = ", ".join(matrix.models)
                 raise StepFailed(f"the targets {', '.join(targets)} serve none of the models {known}")
         say(f"servebench: profile {profile_path.name}, outputs in {out}, {len(combos)} combinations")
-        records = benchmark(profile, out, combos, targets)
-        if any(r["status"] == "ok" for r in records):
-            generator_check(profile, out, targets)
-        if args.soak:
-            # The long load test is about servers, so without --frameworks it covers every one,
-            # flask-dev included.
-            soak(profile, out, split(args.frameworks) or list(matrix.frameworks))
+        with shallow_idle(bool(profile.get("hold_cpu_idle", True))) as idle:
+            say(f"   CPU idle states: {idle}")
+            records = benchmark(profile, out, combos, targets)
+            if any(r["status"] == "ok" for r in records):
+                generator_check(profile, out, targets)
+            if args.soak:
+                # The long load test is about servers, so without --frameworks it covers every one,
+                # flask-dev included.
+                soak(profile, out, split(args.frameworks) or list(matrix.frameworks))
         html = report(profile, out, args.compare.resolve() if args.compare else None)
     except StepFailed as exc:
         say(f"run_all.sh: FAILED: {exc}")

@@ -10,6 +10,7 @@ from importlib import metadata
 from typing import Any
 
 from servebench import registry
+from servebench.bench.idle import recorded_state
 from servebench.bench.load import vegeta_version
 from servebench.bench.native import oha_version
 from servebench.paths import PROJECT_ROOT
@@ -70,6 +71,7 @@ def describe() -> dict[str, Any]:
     return {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
+        "cpu_idle": recorded_state(),
         "os": f"{platform.system()} {platform.release()}",
         "platform": platform.platform(),
         "python": platform.python_version(),
