@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import DeadKernelError
 from traitlets import CaselessStrEnum
 
 from servebench.bench.idle import shallow_idle
@@ -34,6 +35,20 @@ class IPCKernelManager(AsyncKernelManager):
     to connect to, and no "running over TCP without encryption" warning in every run's output."""
 
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    # What ipykernel itself writes (its warnings, and a zmq traceback when it is shut down mid-cell
+    # by an interrupted run) goes to this log beside the executed notebooks rather than into the
+    # run's output; a cell's own error reaches its executed notebook anyway. Set by run_notebook.
+    stderr_log: ClassVar[Path | None] = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        if self.stderr_log is None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            return
+        self.stderr_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.stderr_log.open("ab") as stream:
+            kw["stderr"] = stream
+            await super()._async_launch_kernel(kernel_cmd, **kw)
 
 
 class StepFailed(Exception):
@@ -52,6 +67,7 @@ def run_notebook(name: str, out: Path, parameters: dict[str, Any], suffix: str =
     unknown = set(parameters) - declared
     if unknown:
         raise StepFailed(f"{name}: parameters {sorted(unknown)} are not declared in its parameters cell")
+    IPCKernelManager.stderr_log = out / "notebooks" / "kernels.log"
     try:
         pm.execute_notebook(
             str(source),
@@ -65,6 +81,10 @@ def run_notebook(name: str, out: Path, parameters: dict[str, Any], suffix: str =
     except pm.PapermillExecutionError as exc:
         raise StepFailed(
             f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n  see the executed notebook {target}"
+        ) from None
+    except DeadKernelError as exc:
+        raise StepFailed(
+            f"{name}: its kernel died ({exc}); what it wrote last is in {IPCKernelManager.stderr_log}"
         ) from None
     return target
 
