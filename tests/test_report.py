@@ -145,7 +145,8 @@ def test_ladder_is_shared_geometric_and_stops_at_the_first_rate_not_held() -> No
 
     steps = run_ladder("http://x/p", None, [250, 500, 1000, 2000], 1, 10.0, 8, None, refine=2, runner=fake)
     assert seen[:3] == [250, 500, 1000] and 2000 not in seen  # stopped early
-    assert [s["step"] for s in steps[3:]] == ["refine", "refine"]  # then bisected
+    # a rate missed on p99 alone is measured again before the ladder stops; then bisected
+    assert [s["step"] for s in steps[2:]] == ["ladder", "repeat", "refine", "refine", "repeat"]
     cap = capacity(steps, 10.0)
     assert 500 < cap["rate"] <= 800 and not cap["reached_top"]
     assert cap["cores_per_10k"] == pytest.approx(10_000 / cap["rate"])
@@ -251,8 +252,33 @@ def test_a_server_below_the_first_rate_is_halved_down_to_a_capacity() -> None:
         return step(run.rate, 2.0 if run.rate <= 130 else 40.0) | {"ok": 100}
 
     steps = run_ladder("http://x/p", None, [500, 1000], 1, 10.0, 8, None, refine=0, runner=fake)
-    assert [(s["step"], s["offered_rate"]) for s in steps] == [("ladder", 500), ("below", 250), ("below", 125)]
+    assert [(s["step"], s["offered_rate"]) for s in steps] == [
+        ("ladder", 500),
+        ("repeat", 500),
+        ("below", 250),
+        ("repeat", 250),
+        ("below", 125),
+    ]
     assert capacity(steps, 10.0)["rate"] == 125
+
+
+def test_one_stall_does_not_end_the_ladder_but_saturation_does() -> None:
+    """A window spoiled once by a stall of the machine is measured again; a rate the server cannot
+    answer (fewer answers than offered) is not."""
+    seen: list[float] = []
+
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        seen.append(run.rate)
+        if run.rate == 500 and seen.count(500) == 1:
+            return step(run.rate, 30.0) | {"ok": 100}  # one stall
+        if run.rate >= 2000:
+            return step(run.rate, 900.0, achieved=0.8 * run.rate) | {"ok": 100}  # saturated
+        return step(run.rate, 2.0) | {"ok": 100}
+
+    steps = run_ladder("http://x/p", None, [250, 500, 1000, 2000, 4000], 1, 10.0, 8, None, refine=0, runner=fake)
+    assert seen == [250, 500, 500, 1000, 2000]
+    assert [s["step"] for s in steps] == ["ladder", "ladder", "repeat", "ladder", "ladder"]
+    assert capacity(steps, 10.0)["rate"] == 1000
 
 
 def test_the_summary_chart_takes_endpoints_that_held_no_rate(tmp_path: Path) -> None:
