@@ -153,7 +153,8 @@ def run_ladder(
     def attempt(rate: float, kind: str) -> bool:
         steps.append(step(rate, kind))
         first = steps[-1]
-        if not first["held"] and first["errors"] == 0 and first["achieved_rate"] >= 0.98 * first["offered_rate"]:
+        # held with no latency target: every request answered at the rate, so only p99 missed
+        if not first["held"] and held(first, math.inf):
             steps.append(step(rate, "repeat"))
         return bool(steps[-1]["held"])
 
