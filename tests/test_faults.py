@@ -42,7 +42,7 @@ def fast_profile() -> dict[str, Any]:
         warmup=10,
         concurrency=[1, 4],
         load_duration_s=1,
-        native_requests=50,
+        native_window_s=0.2,
         native_warmup=10,
         windows=1,
         ladder_start=500,

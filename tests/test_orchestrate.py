@@ -76,7 +76,8 @@ def test_compare_needs_an_outputs_folder(tmp_path: Path, capsys: pytest.CaptureF
 def test_stale_results_of_an_earlier_run_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = tmp_path / "results"
     results.mkdir()
-    for name in ("x__y.summary.json", "x__y.sequential.parquet", "x__y.load.parquet", "generator.json"):
+    stale = ("x__y.summary.json", "x__y.sequential.parquet", "x__y.load.parquet", "x__y.windows.json", "generator.json")
+    for name in stale:
         (results / name).write_text("{}")
     monkeypatch.setattr(orchestrate, "benchmark_one", measured)
     fake_servers(monkeypatch)

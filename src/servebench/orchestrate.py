@@ -5,6 +5,7 @@ recorded with its reason and the rest still runs; the exit code says whether any
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from nbclient.exceptions import DeadKernelError
 from traitlets import CaselessStrEnum
 
 from servebench.bench.idle import shallow_idle
+from servebench.bench.rounds import RoundSettings, native_rounds
 from servebench.config import PARAMS_DIR, Combination, Matrix, load_profile, notebook_parameters
 from servebench.paths import PROJECT_ROOT, out_dir, results_dir
 from servebench.servers import ServerError, alive, log_tail, running_server
@@ -143,8 +145,27 @@ def attached_server(url: str) -> Iterator[dict[str, Any]]:
     yield {"base_url": url, "pid": None, "startup_seconds": None, "cpus": "", "log": None}
 
 
-def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path, server: dict[str, Any]) -> dict[str, Any]:
-    """One model of a running server (started here, or elsewhere with --target)."""
+def round_settings(profile: dict[str, Any]) -> RoundSettings:
+    """`native_rounds` of the profile, with the benchmark notebook's window parameters (the
+    profile's values, else the notebook's own defaults)."""
+    name = "04_benchmark"
+    declared = pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    params = {k: ast.literal_eval(str(v["default"])) for k, v in declared.items()}
+    params.update(notebook_parameters(profile, name, set(declared)))
+    return RoundSettings(
+        rounds=int(profile.get("native_rounds", 1)),
+        windows=int(params["windows"]),
+        window_s=float(params["native_window_s"]),
+        warmup=int(params["native_warmup"]),
+        parity_tolerance=float(params["parity_tolerance"]),
+    )
+
+
+def benchmark_one(
+    combo: Combination, profile: dict[str, Any], out: Path, server: dict[str, Any], earlier: Path | None = None
+) -> dict[str, Any]:
+    """One model of a running server (started here, or elsewhere with --target); `earlier`: its
+    single-request windows from the rounds before."""
     record: dict[str, Any] = {"framework": combo.framework, "model": combo.model}
     if server["pid"] is None:
         record["target"] = server["base_url"]
@@ -158,6 +179,7 @@ def benchmark_one(combo: Combination, profile: dict[str, Any], out: Path, server
             server_pid=int(server["pid"]) if server["pid"] else None,
             startup_seconds=float(server["startup_seconds"]) if server["startup_seconds"] else None,
             server_cpus=str(server["cpus"]) or None,
+            native_earlier=str(earlier) if earlier else None,
         )
         failure = None
         try:
@@ -187,16 +209,26 @@ def benchmark(
 ) -> list[dict[str, Any]]:
     """Each server is started once for all the models it is to be measured with (they are all
     loaded at start-up anyway), and again only if it dies; one that cannot start fails its
-    remaining models with the reason."""
+    remaining models with the reason. With `native_rounds` in the profile, the single-request
+    windows are first measured in rounds across every endpoint (servebench.bench.rounds), and
+    this pass is the last round."""
     runs_path = results_dir(out) / "runs.json"
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     # Every result of an earlier run goes: the report must never show an endpoint this run did
     # not measure (or measured as INCORRECT) with an earlier run's figures.
-    for pattern in ("*.summary.json", "*.sequential.parquet", "*.load.parquet", "generator.json"):
+    for pattern in ("*.summary.json", "*.sequential.parquet", "*.load.parquet", "*.windows.json", "generator.json"):
         for stale in results_dir(out).glob(pattern):
             stale.unlink()
     records: list[dict[str, Any]] = []
     targets = targets or {}
+
+    def server_for(framework: str) -> AbstractContextManager[dict[str, Any]]:
+        url = targets.get(framework)
+        return attached_server(url) if url else running_server(framework, out)
+
+    earlier: dict[str, Path] = {}
+    if int(profile.get("native_rounds", 1)) > 1:
+        earlier = native_rounds(combos, round_settings(profile), out / "models", results_dir(out), server_for, say)
 
     def done(record: dict[str, Any]) -> None:
         records.append(record)
@@ -215,14 +247,13 @@ def benchmark(
     for framework in dict.fromkeys(c.framework for c in combos):
         pending = [c for c in combos if c.framework == framework]
         while pending:
-            url = targets.get(framework)
             started = time.time()
             try:
-                with attached_server(url) if url else running_server(framework, out) as server:
+                with server_for(framework) as server:
                     while pending:
                         combo = pending.pop(0)
                         announce(combo)
-                        done(benchmark_one(combo, profile, out, server))
+                        done(benchmark_one(combo, profile, out, server, earlier.get(combo.key)))
                         if server["pid"] and not alive(int(server["pid"])):
                             break  # the next model gets a fresh server
             except ServerError as exc:

@@ -76,15 +76,24 @@ def window_stats(values: list[float], unstable_spread: float = 0.10) -> dict[str
     }
 
 
-def native_single(
+Windows = dict[str, list[dict[str, Any]]]
+
+
+def native_windows(
     predict: Run, health: Run, windows: int, cpus: str | None, runner: Callable[..., dict[str, Any]] = run_oha
-) -> dict[str, Any]:
-    """One connection, sequential, from oha: `windows` windows, predict and /health interleaved
-    so that drift hits both alike. Each figure is the median over the windows with its range."""
-    parts: dict[str, list[dict[str, Any]]] = {"predict": [], "health": []}
+) -> Windows:
+    """One connection, sequential, from oha: `windows` windows of predict, each followed by one of
+    /health, so that drift hits both alike. oha's summary of each window, by part."""
+    parts: Windows = {"predict": [], "health": []}
     for _ in range(windows):
         parts["predict"].append(runner(predict, cpus))
         parts["health"].append(runner(health, cpus))
+    return parts
+
+
+def native_summary(parts: Windows) -> dict[str, Any]:
+    """Each figure as the median over the windows with their range (`window_stats`), with the
+    requests and errors of all of them."""
     out: dict[str, Any] = {}
     for name, runs in parts.items():
         out[name] = {stat: window_stats([r[stat] for r in runs]) for stat in ("p50", "p90", "p99", "p99_9", "mean_ms")}
@@ -92,6 +101,27 @@ def native_single(
         out[name]["errors"] = int(sum(r["errors"] for r in runs))
         out[name]["first_error"] = next((r["first_error"] for r in runs if r["first_error"]), "")
     return out
+
+
+def native_single(
+    predict: Run,
+    health: Run,
+    windows: int,
+    cpus: str | None,
+    runner: Callable[..., dict[str, Any]] = run_oha,
+    earlier: Windows | None = None,
+) -> dict[str, Any]:
+    """`windows` windows in all: those measured `earlier` in the run (run_all.sh's rounds across
+    every endpoint), then the rest here, at least one."""
+    earlier = earlier or {"predict": [], "health": []}
+    here = native_windows(predict, health, max(1, windows - len(earlier["predict"])), cpus, runner)
+    return native_summary({name: [*earlier[name], *here[name]] for name in here})
+
+
+def windows_per_round(windows: int, rounds: int) -> int:
+    """How many of an endpoint's `windows` each of `rounds` rounds measures: an equal share,
+    the last round (the benchmark itself) taking what is left."""
+    return max(1, windows // max(1, rounds))
 
 
 def ladder_rates(start: float, max_rate: float, steps_per_doubling: int = 2) -> list[float]:

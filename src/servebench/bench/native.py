@@ -71,7 +71,7 @@ class Run:
     def mode(self) -> str:
         if self.rate:
             return "open"
-        return "sequential" if self.connections == 1 and self.requests else "closed"
+        return "sequential" if self.connections == 1 else "closed"
 
 
 def command(run: Run, cpus: str | None = None) -> list[str]:
