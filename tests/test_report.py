@@ -258,8 +258,49 @@ def test_a_server_below_the_first_rate_is_halved_down_to_a_capacity() -> None:
         ("below", 250),
         ("repeat", 250),
         ("below", 125),
+        # it held 125 after missing 500 on p99 alone: the ladder is climbed once more
+        ("again", 500),
+        ("repeat", 500),
     ]
     assert capacity(steps, 10.0)["rate"] == 125
+
+
+def test_a_stall_longer_than_a_repeat_at_the_first_rate_does_not_become_the_capacity() -> None:
+    """The machine stalls through the first rate, its repeat and the first halving; the server
+    holds thousands of requests a second."""
+    seen: list[float] = []
+
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        seen.append(run.rate)
+        if len(seen) <= 3:
+            return step(run.rate, 25.0) | {"ok": 100}  # stalled
+        if run.rate >= 4000:
+            return step(run.rate, 900.0, achieved=0.8 * run.rate) | {"ok": 100}  # saturated
+        return step(run.rate, 1.0) | {"ok": 100}
+
+    steps = run_ladder("http://x/p", None, [250, 500, 1000, 2000, 4000], 1, 10.0, 8, None, refine=1, runner=fake)
+    assert [(s["step"], s["offered_rate"]) for s in steps] == [
+        ("ladder", 250),
+        ("repeat", 250),
+        ("below", 125),
+        ("repeat", 125),
+        ("again", 250),
+        ("again", 500),
+        ("again", 1000),
+        ("again", 2000),
+        ("again", 4000),
+        ("refine", 2828),  # between the highest rate held and the lowest above it not held
+    ]
+    assert capacity(steps, 10.0)["rate"] == 2828
+
+
+def test_a_server_saturated_at_the_first_rate_is_not_climbed_again() -> None:
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        ok = run.rate <= 130
+        return step(run.rate, 2.0 if ok else 900.0, achieved=run.rate if ok else 0.5 * run.rate) | {"ok": 100}
+
+    steps = run_ladder("http://x/p", None, [500, 1000], 1, 10.0, 8, None, refine=0, runner=fake)
+    assert [(s["step"], s["offered_rate"]) for s in steps] == [("ladder", 500), ("below", 250), ("below", 125)]
 
 
 def test_one_stall_does_not_end_the_ladder_but_saturation_does() -> None:

@@ -164,7 +164,8 @@ def run_ladder(
     marked `refine`. A step that answered every request at the rate but missed only the p99
     target is measured once more right away (marked `repeat`), and its rate is held if the repeat
     holds: a saturated server misses twice, while one stall of the machine in a window of a few
-    seconds would otherwise end the ladder far below the server's capacity. Each step records the
+    seconds would otherwise end the ladder far below the server's capacity. Capacity is the
+    highest rate held; the bisections run between it and the lowest rate above it not held. Each step records the
     server's CPU time per answer when its pid is known."""
 
     def step(rate: float, kind: str) -> dict[str, Any]:
@@ -188,20 +189,29 @@ def run_ladder(
             steps.append(step(rate, "repeat"))
         return bool(steps[-1]["held"])
 
-    for rate in rates:
-        if not attempt(rate, "ladder"):
-            break
+    def climb(kind: str) -> None:
+        for rate in rates:
+            if not attempt(rate, kind):
+                return
+
+    climb("ladder")
     # A server that does not hold even the first rate: halve it (at most three times) so that
     # its capacity is a number rather than "below the ladder".
     below = rates[0] if rates else 0.0
+    stalled = bool(steps) and held(steps[0], math.inf)
     for _ in range(3 if steps and not any(s["held"] for s in steps) else 0):
         below = float(round(below / 2))
         if below < 1:
             break
         if attempt(below, "below"):
+            # The first rate was answered in full and missed on p99 alone, twice, and a lower one
+            # held: a stall of the machine longer than a repeat looks just like this, so the
+            # ladder is climbed once more before the server is judged slower than its first rate.
+            if stalled:
+                climb("again")
             break
     good = [s["offered_rate"] for s in steps if s["held"]]
-    bad = [s["offered_rate"] for s in steps if not s["held"]]
+    bad = [s["offered_rate"] for s in steps if not s["held"] and good and s["offered_rate"] > max(good)]
     if good and bad:
         low, high = max(good), min(bad)
         for _ in range(refine):
