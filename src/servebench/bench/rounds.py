@@ -110,9 +110,9 @@ def native_rounds(
         def endpoint(combo: Combination, server: dict[str, Any], first: bool) -> Windows | None:
             base = str(server["base_url"]).rstrip("/")
             predict_url, health_url = f"{base}/predict/{combo.model}", f"{base}/health"
-            # Nothing is timed before the endpoint is shown to answer correctly.
             cpus = client_cpus(str(server.get("cpus") or "") or None)
             try:
+                # Nothing is timed before the endpoint is shown to answer correctly.
                 if first and not check_parity(client, predict_url, combo.model, rows, settings.parity_tolerance)["ok"]:
                     say(f"   {combo.key}: not the native model's answers; the benchmark reports it")
                     return None
