@@ -10,13 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
 
 from servebench.bench import results
-from servebench.bench.measure import capacity, held, ladder_rates, native_single, run_ladder, window_stats
+from servebench.bench.measure import (
+    capacity,
+    held,
+    ladder_rates,
+    median_interval,
+    native_single,
+    run_ladder,
+    window_stats,
+)
 from servebench.bench.native import Run
 from servebench.config import Matrix
 from servebench.registry import ServerSpec
@@ -114,10 +123,33 @@ def outputs(tmp_path: Path, docs: list[dict[str, Any]], runs: list[dict[str, Any
 
 
 def test_window_stats_median_range_and_unstable_flag() -> None:
+    # below six windows no pair of order statistics reaches 95%: the interval is the range
     w = window_stats([1.0, 1.02, 0.99, 1.01, 1.0])
     assert w["median"] == 1.0 and w["low"] == 0.99 and w["high"] == 1.02 and not w["unstable"]
+    assert w["coverage"] == 1 - 2 * 0.5**5
     assert window_stats([1.0, 1.2, 1.0])["unstable"]
     assert window_stats([])["windows"] == 0
+
+
+def test_median_interval_of_twenty_windows_is_the_6th_and_15th() -> None:
+    assert median_interval(20) == (6, pytest.approx(0.9586, abs=1e-4))
+    assert median_interval(10)[0] == 2 and median_interval(6)[0] == 1
+    # two stalled windows and two lucky ones do not move the interval; 20 windows in any order
+    values = [1.0 + i / 100 for i in range(16)] + [5.0, 9.0, 0.2, 0.1]
+    w = window_stats(values[::-1])
+    assert (w["low"], w["high"]) == (1.03, 1.12) and w["windows"] == 20
+    assert w["spread"] > 8 and not w["unstable"]  # the range is wide, the median is known to ±5%
+    assert window_stats([1.0] * 10 + [1.3] * 10)["unstable"]
+
+
+def test_median_interval_covers_the_median_as_claimed() -> None:
+    # a skewed latency-like distribution: the 95.9% claim holds without assuming its shape
+    rng = np.random.default_rng(1)
+    true_median = 1.0  # of lognormal(0, σ)
+    hits = [
+        (w := window_stats(list(rng.lognormal(0.0, 0.5, 20))))["low"] <= true_median <= w["high"] for _ in range(4000)
+    ]
+    assert abs(np.mean(hits) - 0.9586) < 0.01
 
 
 def test_native_single_interleaves_predict_and_health() -> None:

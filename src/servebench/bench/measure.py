@@ -47,32 +47,53 @@ def decomposition(predict: pd.DataFrame, health: pd.DataFrame) -> dict[str, floa
 # ---- native client: single-request windows, the open-loop ladder, capacity ----------------------
 
 
-def window_stats(values: list[float], unstable_spread: float = 0.10) -> dict[str, Any]:
-    """The median of per-window figures with their range. With five or more windows the range
-    [min, max] covers the median of the window distribution with probability 1 - 2·0.5^n
-    (94% for five), which is the interval the report uses for ties. `unstable` follows
-    perf_analyzer: windows whose figures differ by more than 10% of their median."""
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+def median_interval(n: int, level: float = 0.95) -> tuple[int, float]:
+    """The order statistics that bound the median of `n` windows: the k-th smallest and the k-th
+    largest cover the median of the window distribution with probability 1 - 2·P(Bin(n, ½) < k),
+    whatever that distribution is. Returns the largest k whose coverage is at least `level`, with
+    the coverage; below six windows no k reaches 95%, and the range (k = 1) is used."""
+    if n <= 0:
+        return 0, math.nan
+    tail, best = 0.0, (1, 1.0 - 2.0 * 0.5**n)
+    for k in range(1, (n + 1) // 2 + 1):
+        tail += math.comb(n, k - 1) * 0.5**n  # P(Bin(n, ½) ≤ k - 1)
+        coverage = 1.0 - 2.0 * tail
+        if coverage < level:
+            break
+        best = (k, coverage)
+    return best
+
+
+def window_stats(values: list[float], unstable_width: float = 0.10) -> dict[str, Any]:
+    """The median of per-window figures with its distribution-free 95% interval (`low`, `high`:
+    order statistics, `median_interval`), which the report prints and uses for ties, and the
+    windows' range (`spread`). `unstable`: the interval is wider than 10% of the median, so the
+    figure is not known to ±5%; with three windows this is perf_analyzer's criterion (windows more
+    than 10% apart)."""
+    x = np.sort(np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float))
     if x.size == 0:
         return {
             "median": float("nan"),
             "low": float("nan"),
             "high": float("nan"),
+            "coverage": float("nan"),
             "spread": float("nan"),
             "windows": 0,
             "unstable": False,
             "values": [],
         }
     median = float(np.median(x))
-    spread = float((x.max() - x.min()) / median) if median > 0 else 0.0
+    k, coverage = median_interval(int(x.size))
+    low, high = float(x[k - 1]), float(x[x.size - k])
     return {
         "median": median,
-        "low": float(x.min()),
-        "high": float(x.max()),
-        "spread": spread,
+        "low": low,
+        "high": high,
+        "coverage": coverage,
+        "spread": float((x[-1] - x[0]) / median) if median > 0 else 0.0,
         "windows": int(x.size),
-        "unstable": bool(x.size > 1 and spread > unstable_spread),
-        "values": [float(v) for v in x],
+        "unstable": bool(x.size > 1 and median > 0 and (high - low) / median > unstable_width),
+        "values": [float(v) for v in values if v is not None and np.isfinite(v)],
     }
 
 
@@ -92,7 +113,7 @@ def native_windows(
 
 
 def native_summary(parts: Windows) -> dict[str, Any]:
-    """Each figure as the median over the windows with their range (`window_stats`), with the
+    """Each figure as the median over the windows with its interval (`window_stats`), with the
     requests and errors of all of them."""
     out: dict[str, Any] = {}
     for name, runs in parts.items():

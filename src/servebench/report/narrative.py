@@ -69,6 +69,6 @@ def summary_lines(data: ReportData) -> list[str]:
         unstable = int(h["unstable"].sum())
         lines.append(
             f"All {len(data.runs)} combinations returned the native model's probabilities"
-            + (f"; {unstable} had windows more than 10% apart (marked unstable)." if unstable else ".")
+            + (f"; {unstable} had a single-request median not known to ±5% (marked unstable)." if unstable else ".")
         )
     return lines[:MAX_SENTENCES]

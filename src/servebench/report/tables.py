@@ -242,7 +242,7 @@ def summary_table(data: ReportData) -> pd.DataFrame:
         if f["at_limit"]:
             notes.append("at the transport's limit")
         if f["unstable"]:
-            notes.append("unstable (windows differ > 10%)")
+            notes.append("unstable (interval > 10%)")
         if not f["cost_measured"]:
             notes.append("cost not measured")
         rows.append(
