@@ -213,6 +213,23 @@ def test_summary_table_groups_stacks_and_flags_the_transport_limit(tmp_path: Pat
     assert 1 <= len(lines) <= MAX_SENTENCES and "Stack b" in lines[0]
 
 
+def test_capacities_print_the_range_of_their_estimates_and_tie_when_ranges_overlap(tmp_path: Path) -> None:
+    a, b, c = summary("a", "m1", 0.5, 1000), summary("b", "m1", 0.4, 1000), summary("c", "m1", 0.3, 1000)
+    a["capacity"].update(rate=1090.0, low=1000.0, high=1189.0)
+    b["capacity"].update(rate=1000.0, low=917.0, high=1090.0)  # overlaps a's range: a tie
+    c["capacity"].update(rate=841.0, low=771.0, high=891.0)  # below b's range
+    matrix = Matrix({**MATRIX.frameworks, "c": spec("c", "web framework")}, MODELS)
+    data = load(outputs(tmp_path, [a, b, c]), matrix)
+    rows = tables.summary_table(data).xs("Model one", level="Model").droplevel("Group")
+    assert rows["Capacity (req/s)"].to_dict() == {
+        "Stack a": "1,090 (1,000–1,189)",
+        "Stack b": "1,000 (917–1,090)",
+        "Stack c": "841 (771–891)",
+    }
+    assert rows["Rank (capacity)"].to_dict() == {"Stack a": 1, "Stack b": 1, "Stack c": 3}
+    assert figures.summary_scatter(data) is not None
+
+
 def test_charts_never_plot_an_incorrect_endpoint(tmp_path: Path) -> None:
     good = summary("a", "m1", 0.5, 1000)
     wrong = summary("b", "m1", 0.1, 8000, status="incorrect")

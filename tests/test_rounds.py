@@ -1,10 +1,11 @@
-"""Single-request windows in rounds across every endpoint: each round starts every server once and
-visits each endpoint, the benchmark adds the last window, and an endpoint that fails parity or
-whose server does not start is left to the benchmark to report."""
+"""Rounds across every endpoint, each starting every server once: single-request windows before the
+benchmark (which adds the last), capacity searches after it. An endpoint that fails parity or
+whose server does not start is left out of the rounds."""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from servebench.bench.measure import Windows, native_single, windows_per_round
+from servebench.bench import results
+from servebench.bench.capacity_rounds import CapacitySettings, capacity_rounds, combined
+from servebench.bench.measure import Windows, native_single, search_capacity, windows_per_round
 from servebench.bench.native import Run
 from servebench.bench.rounds import RoundSettings, measure_rounds
 from servebench.config import Combination
@@ -112,11 +115,11 @@ def test_the_benchmark_adds_its_own_windows_to_the_earlier_ones() -> None:
 
 @pytest.mark.servers
 @pytest.mark.e2e
-def test_run_all_measures_windows_in_rounds(artifacts: dict[str, Any], tmp_path: Path) -> None:
+def test_run_all_measures_windows_and_capacity_in_rounds(artifacts: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(artifacts["models"], out / "models")
     profile = tmp_path / "rounds.yaml"
-    profile.write_text(f"extends: {ROOT / 'params' / 'quick.yaml'}\nnative_rounds: 3\n")
+    profile.write_text(f"extends: {ROOT / 'params' / 'quick.yaml'}\nnative_rounds: 3\ncapacity_rounds: 1\n")
     args = ["--profile", str(profile), "--skip-train", "--frameworks", "rust-ort", "--models", "pytorch_onnx"]
     run = subprocess.run(
         [sys.executable, "-m", "servebench.orchestrate", *args, "--out", str(out)],
@@ -134,3 +137,96 @@ def test_run_all_measures_windows_in_rounds(artifacts: dict[str, Any], tmp_path:
     earlier = json.loads((out / "results" / "rust-ort__pytorch_onnx.windows.json").read_text())
     assert len(earlier["predict"]) == len(earlier["health"]) == 2
     assert all(w["ok"] > 0 for w in earlier["predict"])
+    # and after the benchmark, one capacity search around the ladder's estimate
+    assert "capacity round 1/1" in run.stdout
+    cap = summary["capacity"]
+    assert len(cap["estimates"]) == 2 and cap["estimates"][0] == cap["ladder_rate"]
+    assert (
+        cap["low"] <= cap["rate"] <= cap["high"]
+        and cap["searches"][0]["steps"][0]["offered_rate"] == cap["ladder_rate"]
+    )
+
+
+def knee_runner(knee: float, calls: list[float] | None = None) -> Any:
+    """oha against a server that holds every rate up to `knee` and misses p99 above it."""
+
+    def runner(run: Run, _cpus: str | None) -> dict[str, Any]:
+        if calls is not None:
+            calls.append(float(run.rate or 0))
+        ok = run.rate is not None and run.rate <= knee
+        return {
+            "offered_rate": run.rate,
+            "achieved_rate": run.rate if ok else 0.9 * (run.rate or 0),
+            "errors": 0,
+            "ok": 100,
+            "p50": 1.0,
+            "p90": 2.0,
+            "p99": 3.0 if ok else 300.0,
+            "p99_9": 4.0,
+        }
+
+    return runner
+
+
+def test_a_capacity_search_bisects_around_the_earlier_estimate_on_the_ladders_grid() -> None:
+    calls: list[float] = []
+    got = search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, refine=3, runner=knee_runner(1100, calls))
+    # the first step is the earlier estimate itself, then the bracket [1000, 1189] is halved twice
+    assert calls == [1000.0, 1090.0, 1138.0]
+    assert got["rate"] == 1090.0 and [s["step"] for s in got["steps"]] == ["search"] * 3
+    # every estimate lands on the 2^(1/16) grid the ladder's bisections use
+    assert round(16 * math.log2(got["rate"] / 1000.0)) == 2
+    # a server now slower than the whole bracket gets the bracket's lower end
+    assert search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, runner=knee_runner(500))["rate"] == 841.0
+
+
+def test_combined_capacity_is_the_median_of_estimates_with_their_range() -> None:
+    cap = {"rate": 1000.0, "reached_top": False, "step": {"cpu_ms_per_request": 0.5}}
+    got = combined(cap, [{"rate": 1189.0, "steps": []}, {"rate": 1090.0, "steps": []}])
+    assert (got["rate"], got["low"], got["high"]) == (1090.0, 1000.0, 1189.0)
+    assert got["ladder_rate"] == 1000.0 and got["step"] == cap["step"] and got["cores_per_10k"] == 10_000 / 1090
+
+
+def ladder_summary(framework: str, model: str, rate: float, **capacity: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {f: {} for f in results.SUMMARY_FIELDS}
+    doc.update(framework=framework, model=model, status="ok", reason="", ladder=[])
+    doc["capacity"] = {"rate": rate, "reached_top": False, "slo_p99_ms": 10.0, **capacity}
+    return doc
+
+
+def test_capacity_rounds_start_each_server_once_a_round_and_update_the_summaries(tmp_path: Path) -> None:
+    res, models = tmp_path / "results", tmp_path / "models"
+    models.mkdir()
+    (models / "reference.jsonl").write_text(
+        json.dumps({"Pclass": 1, "Sex": "male", "Age": 30.0, "SibSp": 0, "Parch": 0, "Fare": 7.25}) + "\n"
+    )
+    combos = [Combination("a", "m1"), Combination("a", "m2"), Combination("b", "m1"), Combination("c", "m1")]
+    docs = [
+        ladder_summary("a", "m1", 1000.0),
+        ladder_summary("a", "m2", 0.0),  # held no rate: nothing to bracket
+        ladder_summary("b", "m1", 32000.0, reached_top=True),  # the top of the ladder: nothing either
+        ladder_summary("c", "m1", 2000.0),
+    ]
+    for d in docs:
+        results.write(res, f"{d['framework']}__{d['model']}", d)
+    starts: list[str] = []
+
+    @contextmanager
+    def server_for(framework: str) -> Iterator[dict[str, Any]]:
+        starts.append(framework)
+        if framework == "c" and starts.count("c") > 1:
+            raise ServerError("c did not start")
+        yield {"base_url": "http://127.0.0.1:1", "pid": None, "cpus": ""}
+
+    capacity_settings = CapacitySettings(rounds=2, step_s=1, slo_p99_ms=10.0, connections=8, refine=3)
+    updated = capacity_rounds(
+        combos, capacity_settings, models, res, server_for, say=lambda _m: None, runner=knee_runner(1100)
+    )
+    assert starts == ["a", "c", "a", "c"]
+    assert updated == ["a__m1"]  # c's second round never ran: it keeps its ladder's figure
+    cap = json.loads((res / "a__m1.summary.json").read_text())["capacity"]
+    assert cap["estimates"] == [1000.0, 1090.0, 1090.0] and cap["rate"] == 1090.0
+    assert (cap["low"], cap["high"], cap["ladder_rate"]) == (1000.0, 1090.0, 1000.0)
+    assert len(cap["searches"]) == 2
+    assert json.loads((res / "c__m1.summary.json").read_text())["capacity"]["rate"] == 2000.0
+    assert "estimates" not in json.loads((res / "a__m2.summary.json").read_text())["capacity"]

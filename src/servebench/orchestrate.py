@@ -22,6 +22,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from traitlets import CaselessStrEnum
 
+from servebench.bench.capacity_rounds import CapacitySettings, capacity_rounds
 from servebench.bench.idle import shallow_idle
 from servebench.bench.rounds import RoundSettings, native_rounds
 from servebench.config import PARAMS_DIR, Combination, Matrix, load_profile, notebook_parameters
@@ -145,19 +146,36 @@ def attached_server(url: str) -> Iterator[dict[str, Any]]:
     yield {"base_url": url, "pid": None, "startup_seconds": None, "cpus": "", "log": None}
 
 
-def round_settings(profile: dict[str, Any]) -> RoundSettings:
-    """`native_rounds` of the profile, with the benchmark notebook's window parameters (the
-    profile's values, else the notebook's own defaults)."""
+def _benchmark_parameters(profile: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark notebook's parameters: the profile's values, else the notebook's own defaults."""
     name = "04_benchmark"
     declared = pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
     params = {k: ast.literal_eval(str(v["default"])) for k, v in declared.items()}
     params.update(notebook_parameters(profile, name, set(declared)))
+    return params
+
+
+def round_settings(profile: dict[str, Any]) -> RoundSettings:
+    """`native_rounds` of the profile, with the benchmark notebook's window parameters."""
+    params = _benchmark_parameters(profile)
     return RoundSettings(
         rounds=int(profile.get("native_rounds", 1)),
         windows=int(params["windows"]),
         window_s=float(params["native_window_s"]),
         warmup=int(params["native_warmup"]),
         parity_tolerance=float(params["parity_tolerance"]),
+    )
+
+
+def capacity_settings(profile: dict[str, Any]) -> CapacitySettings:
+    """`capacity_rounds` of the profile, with the benchmark notebook's ladder parameters."""
+    params = _benchmark_parameters(profile)
+    return CapacitySettings(
+        rounds=int(profile.get("capacity_rounds", 0)),
+        step_s=float(params["ladder_step_s"]),
+        slo_p99_ms=float(params["slo_p99_ms"]),
+        connections=int(params["open_loop_connections"]),
+        refine=int(params["ladder_refine"]),
     )
 
 
@@ -270,6 +288,8 @@ def benchmark(
                         }
                     )
                 pending = []
+    if int(profile.get("capacity_rounds", 0)) > 0:
+        capacity_rounds(combos, capacity_settings(profile), out / "models", results_dir(out), server_for, say)
     return records
 
 

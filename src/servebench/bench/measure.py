@@ -168,6 +168,53 @@ def held(step: dict[str, Any], slo_p99_ms: float, min_fraction: float = 0.98) ->
     )
 
 
+def open_loop_step(
+    url: str,
+    bodies: Path | None,
+    rate: float,
+    kind: str,
+    step_s: float,
+    slo_p99_ms: float,
+    connections: int,
+    cpus: str | None,
+    pid: int | None = None,
+    runner: Callable[..., dict[str, Any]] = run_oha,
+) -> dict[str, Any]:
+    """One step of open loop at `rate`, marked `kind`, with whether it was held and the server's
+    CPU time per answer when its pid is known."""
+    cpu0 = cpu_seconds(pid) if pid else None
+    result = runner(Run(url, connections=connections, duration_s=step_s, rate=rate, bodies=bodies), cpus)
+    if pid and cpu0 is not None and result["ok"]:
+        result["cpu_ms_per_request"] = 1e3 * (cpu_seconds(pid) - cpu0) / result["ok"]
+    else:
+        result["cpu_ms_per_request"] = float("nan")
+    result["step"] = kind
+    result["held"] = held(result, slo_p99_ms)
+    return result
+
+
+def attempt(steps: list[dict[str, Any]], step: Callable[[float, str], dict[str, Any]], rate: float, kind: str) -> bool:
+    """Whether `rate` is held, appending its steps: a step that answered every request at the
+    rate but missed only the p99 target is measured once more right away (marked `repeat`), and
+    the rate is held if the repeat holds. A saturated server misses twice, while one stall of the
+    machine in a window of a few seconds would otherwise pass for the server's limit."""
+    steps.append(step(rate, kind))
+    if not steps[-1]["held"] and held(steps[-1], math.inf):
+        steps.append(step(rate, "repeat"))
+    return bool(steps[-1]["held"])
+
+
+def bisect(low: float, high: float, times: int, holds: Callable[[float], bool]) -> float:
+    """`times` geometric bisections between a rate held (`low`) and one not held (`high`), each
+    rate tried with `holds`; the highest rate held."""
+    for _ in range(times):
+        mid = float(round(math.sqrt(low * high)))
+        if mid <= low or mid >= high:
+            break
+        low, high = (mid, high) if holds(mid) else (low, mid)
+    return low
+
+
 def run_ladder(
     url: str,
     bodies: Path | None,
@@ -180,39 +227,19 @@ def run_ladder(
     refine: int = 2,
     runner: Callable[..., dict[str, Any]] = run_oha,
 ) -> list[dict[str, Any]]:
-    """Open loop at each rate of the ladder, stopping at the first rate that is not held; then
-    `refine` bisections (geometric) between the last held rate and the first that was not,
-    marked `refine`. A step that answered every request at the rate but missed only the p99
-    target is measured once more right away (marked `repeat`), and its rate is held if the repeat
-    holds: a saturated server misses twice, while one stall of the machine in a window of a few
-    seconds would otherwise end the ladder far below the server's capacity. Capacity is the
-    highest rate held; the bisections run between it and the lowest rate above it not held. Each step records the
-    server's CPU time per answer when its pid is known."""
+    """Open loop at each rate of the ladder (`attempt`: a miss on p99 alone is measured again),
+    stopping at the first rate that is not held; then `refine` bisections (geometric, marked
+    `refine`) between the highest rate held and the lowest rate above it not held. Capacity is
+    the highest rate held."""
 
     def step(rate: float, kind: str) -> dict[str, Any]:
-        cpu0 = cpu_seconds(pid) if pid else None
-        result = runner(Run(url, connections=connections, duration_s=step_s, rate=rate, bodies=bodies), cpus)
-        if pid and cpu0 is not None and result["ok"]:
-            result["cpu_ms_per_request"] = 1e3 * (cpu_seconds(pid) - cpu0) / result["ok"]
-        else:
-            result["cpu_ms_per_request"] = float("nan")
-        result["step"] = kind
-        result["held"] = held(result, slo_p99_ms)
-        return result
+        return open_loop_step(url, bodies, rate, kind, step_s, slo_p99_ms, connections, cpus, pid, runner)
 
     steps: list[dict[str, Any]] = []
 
-    def attempt(rate: float, kind: str) -> bool:
-        steps.append(step(rate, kind))
-        first = steps[-1]
-        # held with no latency target: every request answered at the rate, so only p99 missed
-        if not first["held"] and held(first, math.inf):
-            steps.append(step(rate, "repeat"))
-        return bool(steps[-1]["held"])
-
     def climb(kind: str) -> None:
         for rate in rates:
-            if not attempt(rate, kind):
+            if not attempt(steps, step, rate, kind):
                 return
 
     climb("ladder")
@@ -224,7 +251,7 @@ def run_ladder(
         below = float(round(below / 2))
         if below < 1:
             break
-        if attempt(below, "below"):
+        if attempt(steps, step, below, "below"):
             # The first rate was answered in full and missed on p99 alone, twice, and a lower one
             # held: a stall of the machine longer than a repeat looks just like this, so the
             # ladder is climbed once more before the server is judged slower than its first rate.
@@ -234,13 +261,39 @@ def run_ladder(
     good = [s["offered_rate"] for s in steps if s["held"]]
     bad = [s["offered_rate"] for s in steps if not s["held"] and good and s["offered_rate"] > max(good)]
     if good and bad:
-        low, high = max(good), min(bad)
-        for _ in range(refine):
-            mid = float(round(math.sqrt(low * high)))
-            if mid <= low or mid >= high:
-                break
-            low, high = (mid, high) if attempt(mid, "refine") else (low, mid)
+        bisect(max(good), min(bad), refine, lambda rate: attempt(steps, step, rate, "refine"))
     return steps
+
+
+def search_capacity(
+    url: str,
+    bodies: Path | None,
+    around: float,
+    step_s: float,
+    slo_p99_ms: float,
+    connections: int,
+    cpus: str | None,
+    pid: int | None = None,
+    refine: int = 3,
+    width: float = 2**0.25,
+    runner: Callable[..., dict[str, Any]] = run_oha,
+) -> dict[str, Any]:
+    """Capacity searched again around an earlier estimate: `refine` bisections between
+    around ÷ width and around × width, the first at `around` itself, so that the answer lands on
+    the same grid of rates as the ladder's. The estimate is the highest rate held, or the bracket's
+    lower end when none was."""
+    steps: list[dict[str, Any]] = []
+
+    def step(rate: float, kind: str) -> dict[str, Any]:
+        return open_loop_step(url, bodies, rate, kind, step_s, slo_p99_ms, connections, cpus, pid, runner)
+
+    low = bisect(
+        float(round(around / width)),
+        float(round(around * width)),
+        refine,
+        lambda rate: attempt(steps, step, rate, "search"),
+    )
+    return {"rate": low, "steps": steps}
 
 
 def capacity(steps: list[dict[str, Any]], slo_p99_ms: float) -> dict[str, Any]:

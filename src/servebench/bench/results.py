@@ -80,8 +80,13 @@ def write(
     return path
 
 
+def read_summary(path: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(path.read_text())
+    return summary
+
+
 def read_summaries(results_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.summary.json"))]
+    return [read_summary(p) for p in sorted(results_dir.glob("*.summary.json"))]
 
 
 def read_generator(results_dir: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,34 @@ def _frameworks(combos: list[Combination]) -> Iterator[tuple[str, list[Combinati
         yield framework, [c for c in combos if c.framework == framework]
 
 
+def each_server(
+    combos: list[Combination],
+    server_for: ServerFor,
+    visit: Callable[[Combination, dict[str, Any]], bool],
+    say: Callable[[str], None] = print,
+) -> set[str]:
+    """One round: every server of `combos` started once (`server_for`), each of its endpoints
+    visited in turn. Returns the endpoints to leave out of later rounds: those `visit` turned
+    down, and all of a server that did not start (the benchmark reports it)."""
+    dropped: set[str] = set()
+    for framework, todo in _frameworks(combos):
+        try:
+            with server_for(framework) as server:
+                dropped.update(combo.key for combo in todo if not visit(combo, server))
+        except ServerError as exc:
+            say(f"   {framework}: {exc}; its endpoints are left out of the rounds")
+            dropped.update(combo.key for combo in todo)
+    return dropped
+
+
+@contextmanager
+def validation_bodies(models: Path) -> Iterator[tuple[list[dict[str, Any]], Path]]:
+    """The validation rows and a file of request bodies drawn from them, as the benchmark sends."""
+    rows = read_reference(models / "reference.jsonl")
+    with tempfile.TemporaryDirectory(prefix="servebench-rounds-") as tmp:
+        yield rows, write_bodies(Path(tmp) / "bodies.jsonl", payloads(rows))
+
+
 def measure_rounds(
     combos: list[Combination],
     settings: RoundSettings,
@@ -70,23 +98,18 @@ def measure_rounds(
     dropped: set[str] = set()
     for r in range(settings.earlier_rounds):
         say(f"== single-request round {r + 1}/{settings.earlier_rounds + 1} across every endpoint")
-        for framework, todo in _frameworks([c for c in combos if c.key not in dropped]):
-            try:
-                with server_for(framework) as server:
-                    for combo in todo:
-                        got = endpoint(combo, server, r == 0)
-                        if got is None:
-                            dropped.add(combo.key)
-                            kept.pop(combo.key, None)
-                            continue
-                        into = kept.setdefault(combo.key, {"predict": [], "health": []})
-                        for part, runs in got.items():
-                            into[part].extend(runs)
-            except ServerError as exc:
-                say(f"   {framework}: {exc}; its endpoints are left to the benchmark")
-                for combo in todo:
-                    dropped.add(combo.key)
-                    kept.pop(combo.key, None)
+
+        def visit(combo: Combination, server: dict[str, Any], first: bool = r == 0) -> bool:
+            got = endpoint(combo, server, first)
+            if got is not None:
+                into = kept.setdefault(combo.key, {"predict": [], "health": []})
+                for part, runs in got.items():
+                    into[part].extend(runs)
+            return got is not None
+
+        dropped |= each_server([c for c in combos if c.key not in dropped], server_for, visit, say)
+        for key in dropped:
+            kept.pop(key, None)
     return kept
 
 
@@ -102,10 +125,8 @@ def native_rounds(
     """The earlier rounds against real servers; returns each endpoint's windows file."""
     if settings.earlier_rounds == 0 or not combos:
         return {}
-    rows = read_reference(models / "reference.jsonl")
     per_round = windows_per_round(settings.windows, settings.rounds)
-    with tempfile.TemporaryDirectory(prefix="servebench-rounds-") as tmp, httpx.Client(timeout=30.0) as client:
-        bodies = write_bodies(Path(tmp) / "bodies.jsonl", payloads(rows))
+    with validation_bodies(models) as (rows, bodies), httpx.Client(timeout=30.0) as client:
 
         def endpoint(combo: Combination, server: dict[str, Any], first: bool) -> Windows | None:
             base = str(server["base_url"]).rstrip("/")

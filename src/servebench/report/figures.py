@@ -103,6 +103,9 @@ def summary_scatter(data: ReportData) -> Figure | None:
             xerr=[[max(0.0, f["p50"] - f["p50_low"])], [max(0.0, f["p50_high"] - f["p50"])]]
             if np.isfinite(f["p50_low"])
             else None,
+            yerr=[[max(0.0, y - f["capacity_low"])], [max(0.0, f["capacity_high"] - y)]]
+            if f["capacity"] > 0 and np.isfinite(f["capacity_low"])
+            else None,
             fmt=markers[f["model"]],
             color=colors[f["framework"]],
             markersize=9,
@@ -117,7 +120,11 @@ def summary_scatter(data: ReportData) -> Figure | None:
     ax.set_xlabel(
         "single-request latency, p50 (ms, log): native client, one connection; bars: 95% interval of the median window"
     )
-    ax.set_ylabel(f"capacity at p99 ≤ {slo:g} ms (req/s on one core, log)" if slo else "capacity (req/s, log)")
+    ax.set_ylabel(
+        f"capacity at p99 ≤ {slo:g} ms (req/s on one core, log; bars: range of estimates)"
+        if slo
+        else "capacity (req/s, log)"
+    )
     ax.grid(True, which="both", alpha=0.3)
     stacks = [
         Line2D([], [], color=colors[f], marker="o", linestyle="", label=data.label(f))

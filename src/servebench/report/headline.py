@@ -55,6 +55,8 @@ def figures(s: dict[str, Any]) -> dict[str, Any]:
         "unstable": p50["unstable"] or floor["unstable"],
         "server_ms": _num((s.get("server_time") or {}).get("p50")),
         "capacity": rate,
+        "capacity_low": _num(cap.get("low")),
+        "capacity_high": _num(cap.get("high")),
         "capacity_at_least": bool(cap.get("reached_top")),
         "cores_per_10k": 10_000 / rate if rate and rate > 0 else math.nan,
         "cpu_ms": _num(cost.get("cpu_ms_per_request_at_capacity")) if measured else math.nan,
@@ -98,12 +100,16 @@ def fixed(value: float, places: int) -> str:
     return f"{value:.{places}f}" if math.isfinite(value) else "—"
 
 
-def rate_text(rate: float, at_least: bool = False) -> str:
+def rate_text(rate: float, at_least: bool = False, low: float = math.nan, high: float = math.nan) -> str:
+    """A capacity, with the range of its estimates when there were several that differ."""
     if not math.isfinite(rate):
         return "—"
     if rate <= 0:
         return "below the ladder"
-    return ("≥ " if at_least else "") + f"{rate:,.0f}"
+    text = ("≥ " if at_least else "") + f"{rate:,.0f}"
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        text += f" ({low:,.0f}–{high:,.0f})"
+    return text
 
 
 def ranks(values: list[float], lows: list[float], highs: list[float], higher_is_better: bool = False) -> list[int]:

@@ -210,7 +210,9 @@ def cost_table(data: ReportData) -> pd.DataFrame:
             {
                 "Framework": data.label(f["framework"]),
                 "Model": f["model"],
-                "Capacity (req/s)": headline.rate_text(f["capacity"], f["capacity_at_least"]),
+                "Capacity (req/s)": headline.rate_text(
+                    f["capacity"], f["capacity_at_least"], f["capacity_low"], f["capacity_high"]
+                ),
                 "CPU core-ms / req at capacity": f["cpu_ms"],
                 "Cores for 10,000 req/s": f["cores_per_10k"],
                 "Peak RSS (MiB)": f["peak_mb"],
@@ -234,7 +236,10 @@ def summary_table(data: ReportData) -> pd.DataFrame:
             part["p50"].tolist(), part["p50_low"].tolist(), part["p50_high"].tolist()
         )
         h.loc[idx, "rank_capacity"] = headline.ranks(
-            part["capacity"].tolist(), [math.nan] * len(part), [math.nan] * len(part), higher_is_better=True
+            part["capacity"].tolist(),
+            part["capacity_low"].tolist(),
+            part["capacity_high"].tolist(),
+            higher_is_better=True,
         )
     rows = []
     for f in h.to_dict("records"):
@@ -255,7 +260,9 @@ def summary_table(data: ReportData) -> pd.DataFrame:
                 "/health floor (ms)": headline.fmt(f["floor"], f["floor_low"], f["floor_high"]),
                 "Server-Timing (ms)": headline.fmt(f["server_ms"]),
                 "Rank (latency)": int(f["rank_latency"]),
-                "Capacity (req/s)": headline.rate_text(f["capacity"], f["capacity_at_least"]),
+                "Capacity (req/s)": headline.rate_text(
+                    f["capacity"], f["capacity_at_least"], f["capacity_low"], f["capacity_high"]
+                ),
                 "Rank (capacity)": int(f["rank_capacity"]),
                 "Cores / 10k req/s": headline.fixed(f["cores_per_10k"], 1),
                 "CPU ms / req": headline.fixed(f["cpu_ms"], 3),
