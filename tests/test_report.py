@@ -215,7 +215,7 @@ def test_summary_table_groups_stacks_and_flags_the_transport_limit(tmp_path: Pat
 
 def test_capacities_print_the_range_of_their_estimates_and_tie_when_ranges_overlap(tmp_path: Path) -> None:
     a, b, c = summary("a", "m1", 0.5, 1000), summary("b", "m1", 0.4, 1000), summary("c", "m1", 0.3, 1000)
-    a["capacity"].update(rate=1090.0, low=1000.0, high=1189.0)
+    a["capacity"].update(rate=1090.0, low=1000.0, high=1189.0, searches=[{"rate": 1090.0, "steps": [step(1090, 2.0)]}])
     b["capacity"].update(rate=1000.0, low=917.0, high=1090.0)  # overlaps a's range: a tie
     c["capacity"].update(rate=841.0, low=771.0, high=891.0)  # below b's range
     matrix = Matrix({**MATRIX.frameworks, "c": spec("c", "web framework")}, MODELS)
@@ -228,6 +228,8 @@ def test_capacities_print_the_range_of_their_estimates_and_tie_when_ranges_overl
     }
     assert rows["Rank (capacity)"].to_dict() == {"Stack a": 1, "Stack b": 1, "Stack c": 3}
     assert figures.summary_scatter(data) is not None
+    steps = tables.ladder_table(data).xs("Stack a", level="Framework")
+    assert steps["Step"].tolist()[-1] == "capacity round 1" and steps["Offered (req/s)"].tolist()[-1] == 1090
 
 
 def test_charts_never_plot_an_incorrect_endpoint(tmp_path: Path) -> None:

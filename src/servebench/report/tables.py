@@ -179,14 +179,20 @@ def closed_loop_table(data: ReportData) -> pd.DataFrame:
 
 
 def ladder_table(data: ReportData) -> pd.DataFrame:
-    """Every step of every endpoint's open-loop ladder."""
+    """Every step of every endpoint's open-loop ladder, then those of its capacity searches."""
     rows = []
     for s in data.ok:
-        for step in sorted(s.get("ladder") or [], key=lambda x: x["offered_rate"]):
+        searches = (s.get("capacity") or {}).get("searches") or []
+        steps = [
+            (step, step.get("step", "")) for step in sorted(s.get("ladder") or [], key=lambda x: x["offered_rate"])
+        ]
+        steps += [(step, f"capacity round {i}") for i, search in enumerate(searches, 1) for step in search["steps"]]
+        for step, kind in steps:
             rows.append(
                 {
                     "Framework": data.label(s["framework"]),
                     "Model": s["model"],
+                    "Step": kind,
                     "Offered (req/s)": step["offered_rate"],
                     "Sent (req/s)": step.get("sent_rate"),
                     "Achieved (req/s)": step["achieved_rate"],
