@@ -142,6 +142,21 @@ def test_median_interval_of_twenty_windows_is_the_6th_and_15th() -> None:
     assert window_stats([1.0] * 10 + [1.3] * 10)["unstable"]
 
 
+def test_windows_in_rounds_take_their_interval_from_the_rounds_medians() -> None:
+    # five rounds of four windows: each round agrees within itself, the rounds differ
+    centres = [1.0, 0.8, 1.2, 0.9, 1.1]
+    values = [c * (1 + d) for c in centres for d in (-0.01, 0.0, 0.005, 0.01)]
+    rounds = [r for r in range(5) for _ in range(4)]
+    w = window_stats(values, rounds)
+    assert (w["low"], w["high"]) == (pytest.approx(0.8, rel=0.01), pytest.approx(1.2, rel=0.01))  # k = 1 of 5
+    assert w["rounds"] == 5 and w["windows"] == 20 and w["unstable"]
+    assert w["coverage"] == 1 - 2 * 0.5**5
+    # taken as 20 independent windows, the interval would claim far more than the rounds support
+    alone = window_stats(values)
+    assert alone["high"] - alone["low"] < 0.6 * (w["high"] - w["low"])
+    assert w["median"] == alone["median"]
+
+
 def test_median_interval_covers_the_median_as_claimed() -> None:
     # a skewed latency-like distribution: the 95.9% claim holds without assuming its shape
     rng = np.random.default_rng(1)

@@ -56,6 +56,7 @@ def test_rounds_visit_every_endpoint_in_turn_and_start_each_server_once_a_round(
     assert visits == [(k, True) for k in keys] + [(k, False) for k in keys]
     assert sorted(kept) == sorted(keys)
     assert [w["tag"] for w in kept["a__m1"]["predict"]] == ["a__m1/1", "a__m1/5"]
+    assert [w["round"] for w in kept["a__m1"]["predict"]] == [0, 1]
     assert len(kept["b__m2"]["health"]) == 2
 
 
@@ -103,13 +104,18 @@ def test_the_benchmark_adds_its_own_windows_to_the_earlier_ones() -> None:
         }
 
     earlier = {
-        part: [{"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 0, "first_error": ""}]
-        * 3
+        part: [
+            {"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 0, "first_error": ""}
+            | {"round": r}
+            for r in range(3)
+        ]
         for part, v in (("predict", 1.0), ("health", 0.1))
     }
     got = native_single(Run("http://x/predict/m"), Run("http://x/health"), 5, None, runner=runner, earlier=earlier)
     assert calls == ["http://x/predict/m", "http://x/health"] * 2
     assert got["predict"]["p50"]["windows"] == 5 and got["predict"]["p50"]["values"] == [1.0, 1.0, 1.0, 2.0, 2.0]
+    # the earlier windows' rounds are kept, the benchmark's own are the round after the last
+    assert got["predict"]["p50"]["value_rounds"] == [0, 1, 2, 3, 3] and got["predict"]["p50"]["rounds"] == 4
     assert got["health"]["requests"] == 50
 
 

@@ -99,12 +99,12 @@ def measure_rounds(
     for r in range(settings.earlier_rounds):
         say(f"== single-request round {r + 1}/{settings.earlier_rounds + 1} across every endpoint")
 
-        def visit(combo: Combination, server: dict[str, Any], first: bool = r == 0) -> bool:
+        def visit(combo: Combination, server: dict[str, Any], first: bool = r == 0, rnd: int = r) -> bool:
             got = endpoint(combo, server, first)
             if got is not None:
                 into = kept.setdefault(combo.key, {"predict": [], "health": []})
                 for part, runs in got.items():
-                    into[part].extend(runs)
+                    into[part].extend({**w, "round": rnd} for w in runs)
             return got is not None
 
         dropped |= each_server([c for c in combos if c.key not in dropped], server_for, visit, say)

@@ -117,9 +117,7 @@ def summary_scatter(data: ReportData) -> Figure | None:
     ax.set_yscale("log")
     _plain(ax.xaxis, minor=True)
     _rates(ax.yaxis)
-    ax.set_xlabel(
-        "single-request latency, p50 (ms, log): native client, one connection; bars: 95% interval of the median window"
-    )
+    ax.set_xlabel("single-request latency, p50 (ms, log): native client, one connection; bars: interval of the median")
     ax.set_ylabel(
         f"capacity at p99 ≤ {slo:g} ms (req/s on one core, log; bars: range of estimates)"
         if slo
@@ -191,7 +189,7 @@ def ladder(data: ReportData) -> Figure | None:
 
 
 def native_latency(data: ReportData) -> Figure | None:
-    """Native single-request p50 (bar, with the median's 95% interval) and p99 (tick), beside the
+    """Native single-request p50 (bar, with the interval of its median) and p99 (tick), beside the
     server's /health floor and its Server-Timing."""
     h = headline.frame(data)
     if h.empty:
@@ -207,7 +205,7 @@ def native_latency(data: ReportData) -> Figure | None:
         alpha=0.8,
         xerr=[(h["p50"] - h["p50_low"]).clip(lower=0), (h["p50_high"] - h["p50"]).clip(lower=0)],
         capsize=2,
-        label="p50 (95% interval of the median)",
+        label="p50 (interval of the median)",
     )
     ax.plot(h["p99"], y, "|", color="black", markersize=12, label="p99")
     ax.plot(h["floor"], y, "d", color="white", markeredgecolor="black", label="/health p50 (the floor)")

@@ -31,7 +31,7 @@ def _window(part: dict[str, Any] | None, stat: str) -> dict[str, float]:
 
 
 def figures(s: dict[str, Any]) -> dict[str, Any]:
-    """One endpoint's headline: native single-request p50/p99 (median window, with its 95% interval), its
+    """One endpoint's headline: native single-request p50/p99 (median window, with its interval), its
     server's /health floor, Server-Timing, capacity at the target and what it costs."""
     native = s.get("native") or {}
     p50, p99 = _window(native.get("predict"), "p50"), _window(native.get("predict"), "p99")
