@@ -138,7 +138,7 @@ def test_run_all_measures_windows_and_capacity_in_rounds(artifacts: dict[str, An
     assert "single-request round 1/3" in run.stdout and "single-request round 2/3" in run.stdout
     summary = json.loads((out / "results" / "rust-ort__pytorch_onnx.summary.json").read_text())
     assert summary["settings"]["windows_earlier"] == 2
-    assert summary["native"]["predict"]["p50"]["windows"] == 3
+    assert summary["native"]["predict"]["p50"]["windows"] == 3 and summary["native"]["predict"]["p50"]["rounds"] == 3
     assert summary["native"]["predict"]["errors"] == 0
     earlier = json.loads((out / "results" / "rust-ort__pytorch_onnx.windows.json").read_text())
     assert len(earlier["predict"]) == len(earlier["health"]) == 2
