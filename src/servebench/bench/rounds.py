@@ -66,6 +66,7 @@ def each_server(
     down, and all of a server that did not start (the benchmark reports it)."""
     dropped: set[str] = set()
     for framework, todo in _frameworks(combos):
+        say(f"   {framework}: {', '.join(c.model for c in todo)}")
         try:
             with server_for(framework) as server:
                 dropped.update(combo.key for combo in todo if not visit(combo, server))
