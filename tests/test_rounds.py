@@ -174,16 +174,23 @@ def knee_runner(knee: float, calls: list[float] | None = None) -> Any:
     return runner
 
 
-def test_a_capacity_search_bisects_around_the_earlier_estimate_on_the_ladders_grid() -> None:
+def test_a_capacity_search_starts_at_the_earlier_estimate_and_lands_on_the_ladders_grid() -> None:
     calls: list[float] = []
     got = search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, refine=3, runner=knee_runner(1100, calls))
-    # the first step is the earlier estimate itself, then the bracket [1000, 1189] is halved twice
-    assert calls == [1000.0, 1090.0, 1138.0]
-    assert got["rate"] == 1090.0 and [s["step"] for s in got["steps"]] == ["search"] * 3
+    # the earlier estimate holds, the next ladder rate up does not, three bisections between them
+    assert calls == [1000.0, 1414.0, 1189.0, 1090.0, 1138.0]
+    assert got["rate"] == 1090.0 and {s["step"] for s in got["steps"]} == {"search"}
     # every estimate lands on the 2^(1/16) grid the ladder's bisections use
     assert round(16 * math.log2(got["rate"] / 1000.0)) == 2
-    # a server now slower than the whole bracket gets the bracket's lower end
-    assert search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, runner=knee_runner(500))["rate"] == 841.0
+
+
+def test_a_capacity_search_is_not_bounded_by_a_ladder_that_met_a_slow_stretch() -> None:
+    # the ladder said 1000, the server now holds 3000: the search climbs to it
+    assert search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, runner=knee_runner(3000))["rate"] == 2953.0
+    # and a server now slower than the ladder said goes down as far as it must
+    assert search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, runner=knee_runner(500))["rate"] == 500.0
+    # a server that holds nothing any more gives no capacity rather than a guess
+    assert search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, runner=knee_runner(0))["rate"] == 0.0
 
 
 def test_combined_capacity_is_the_median_of_estimates_with_their_range() -> None:

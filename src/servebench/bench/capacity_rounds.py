@@ -3,8 +3,9 @@
 One ladder gives one capacity, decided by a few 5 s steps near the server's limit; on a shared
 machine whose speed drifts by tens of percent over minutes, that one decision moves a capacity by
 a whole step between two runs. After the benchmark, each round starts every server once and
-searches each endpoint's capacity again around the benchmark's (`measure.search_capacity`). The
-capacity reported is the median of the benchmark's and the rounds' estimates, with their range:
+searches each endpoint's capacity again, starting from the benchmark's and going as far up or
+down as the server holds (`measure.search_capacity`). The capacity reported is the median of the
+benchmark's and the rounds' estimates, with their range:
 each estimate comes from another stretch of the run, so drift falls on every stack alike and the
 range shows how far a single ladder could have been off."""
 

@@ -299,25 +299,43 @@ def search_capacity(
     cpus: str | None,
     pid: int | None = None,
     refine: int = 3,
-    width: float = 2**0.25,
+    factor: float = 2**0.5,
+    max_steps: int = 6,
     runner: Callable[..., dict[str, Any]] = run_oha,
 ) -> dict[str, Any]:
-    """Capacity searched again around an earlier estimate: `refine` bisections between
-    around ÷ width and around × width, the first at `around` itself, so that the answer lands on
-    the same grid of rates as the ladder's. The estimate is the highest rate held, or the bracket's
-    lower end when none was."""
+    """Capacity searched again from an earlier estimate: `around` first; if held, rates `factor`
+    apart above it until one is not held, else below it until one is (at most `max_steps` each
+    way); then `refine` bisections between the two. With the ladder's factor and bisections the
+    answer lands on the same grid of rates as the ladder's, and a ladder that met a slow stretch of
+    the machine is not a bound: the search goes as far as the server holds now. The estimate is
+    the highest rate held (0 when none was)."""
     steps: list[dict[str, Any]] = []
 
     def step(rate: float, kind: str) -> dict[str, Any]:
         return open_loop_step(url, bodies, rate, kind, step_s, slo_p99_ms, connections, cpus, pid, runner)
 
-    low = bisect(
-        float(round(around / width)),
-        float(round(around * width)),
-        refine,
-        lambda rate: attempt(steps, step, rate, "search"),
-    )
-    return {"rate": low, "steps": steps}
+    def holds(rate: float) -> bool:
+        return attempt(steps, step, rate, "search")
+
+    if holds(around):
+        low, high = around, float(round(around * factor))
+        for _ in range(max_steps):
+            if not holds(high):
+                break
+            low, high = high, float(round(high * factor))
+        else:
+            return {"rate": low, "steps": steps}
+    else:
+        low, high = float(round(around / factor)), around
+        for _ in range(max_steps):
+            if low < 1 or holds(low):
+                break
+            low, high = float(round(low / factor)), low
+        else:
+            return {"rate": 0.0, "steps": steps}
+        if low < 1:
+            return {"rate": 0.0, "steps": steps}
+    return {"rate": bisect(low, high, refine, holds), "steps": steps}
 
 
 def capacity(steps: list[dict[str, Any]], slo_p99_ms: float) -> dict[str, Any]:
