@@ -2,7 +2,13 @@
 # Installs everything servebench needs, idempotently: the Python virtual environment from the
 # pinned lock, the Rust servers (release build), and the load generators (oha, the native client
 # of every measurement; vegeta for the soak test). Quick when nothing changed.
-#   scripts/bootstrap.sh [--no-rust] [--no-loadgen]
+#   scripts/bootstrap.sh [--no-rust] [--no-loadgen] [--python-only]
+#
+# Builds are kept in a machine-wide cache ($SERVEBENCH_CACHE, by default ~/.cache/servebench), so
+# that another clone on the same machine reuses them: the load generators under a key of their
+# version and the toolchain, the Rust dependencies in a cargo target directory keyed by Cargo.lock
+# and the toolchain (cargo keys each workspace member by its path, so clones never share those).
+# Python packages come from uv's own cache. Deleting the cache only costs a rebuild.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -11,11 +17,13 @@ UV_VERSION=0.13.9
 VEGETA_VERSION=v12.13.0
 OHA_VERSION=1.16.0
 PYTHON=${PYTHON:-python3.11}
-want_rust=1 want_loadgen=1
+CACHE=${SERVEBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/servebench}
+want_rust=1 want_loadgen=1 want_system=1
 for arg in "$@"; do
   case $arg in
     --no-rust) want_rust=0 ;;
     --no-loadgen) want_loadgen=0 ;;
+    --python-only) want_rust=0 want_loadgen=0 want_system=0 ;;
     *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -23,6 +31,7 @@ done
 step() { printf '\n== bootstrap: %s\n' "$*" >&2; }
 fail() { printf 'bootstrap: FAILED: %s\n' "$*" >&2; exit 1; }
 have() { command -v "$1" >/dev/null 2>&1; }
+key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
 apt_install() {
   # Debian packages, only when a tool is missing and we may install them.
@@ -55,32 +64,53 @@ python_env() {
 rust_servers() {
   have cargo || fail "cargo not found: install Rust (rustup) to build the Rust servers"
   step "Rust servers (cargo build --release)"
-  (cd rust && cargo build --release --locked --quiet) || fail "cargo build --release in rust/"
+  local target
+  target=$(scripts/cargo_target_dir.sh)
+  mkdir -p rust/target/release
+  # The lock covers the build and the copy: another clone building beside this one rewrites the
+  # shared target's binaries.
+  (
+    flock 9
+    cd rust && CARGO_TARGET_DIR="$target" cargo build --release --locked --quiet \
+      || fail "cargo build --release in rust/"
+    for bin in $(cargo metadata --no-deps --format-version 1 --offline \
+      | ../.venv/bin/python -c 'import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    print(*(t["name"] for t in p["targets"] if "bin" in t["kind"]))'); do
+      cp -f "$target/release/$bin" target/release/"$bin".new && mv -f target/release/"$bin".new target/release/"$bin"
+    done
+  ) 9>"$target.lock"
 }
 
-oha_generator() {
-  local stamp=.tools/oha.version
-  if [ -x .tools/bin/oha ] && [ "$(cat "$stamp" 2>/dev/null)" = "$OHA_VERSION" ]; then
-    return
+# Installs a generator into the machine-wide cache under its key, once, and copies it into .tools/bin.
+cached_tool() {
+  local name=$1 version=$2 dir=$CACHE/tools/$1-$3
+  shift 3
+  if [ ! -x "$dir/bin/$name" ]; then
+    "$@" "$dir.partial" || { rm -rf "$dir.partial"; fail "installing $name $version"; }
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
   fi
-  have cargo || fail "cargo not found: install Rust (rustup) to build the load generator oha"
-  step "load generator (oha $OHA_VERSION from crates.io, cargo install; a few minutes, once)"
-  cargo install --locked --quiet "oha@$OHA_VERSION" --root "$root/.tools" \
-    || fail "cargo install oha@$OHA_VERSION"
-  echo "$OHA_VERSION" > "$stamp"
+  mkdir -p .tools/bin
+  cp -f "$dir/bin/$name" ".tools/bin/$name"
+  echo "$version" > ".tools/$name.version"
+}
+
+install_oha() { cargo install --locked --quiet "oha@$OHA_VERSION" --root "$1"; }
+install_vegeta() {
+  GOBIN="$1/bin" GOFLAGS=-mod=mod go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
 }
 
 load_generator() {
-  oha_generator
-  local stamp=.tools/vegeta.version
-  if [ -x .tools/bin/vegeta ] && [ "$(cat "$stamp" 2>/dev/null)" = "$VEGETA_VERSION" ]; then
-    return
+  if ! [ -x .tools/bin/oha ] || [ "$(cat .tools/oha.version 2>/dev/null)" != "$OHA_VERSION" ]; then
+    have cargo || fail "cargo not found: install Rust (rustup) to build the load generator oha"
+    step "load generator (oha $OHA_VERSION from crates.io, cargo install; a few minutes, once per machine)"
+    cached_tool oha "$OHA_VERSION" "$(key "$OHA_VERSION" "$(rustc -vV)")" install_oha
   fi
-  step "load generator (vegeta $VEGETA_VERSION, go install)"
-  have go || apt_install golang-go
-  GOBIN="$root/.tools/bin" GOFLAGS=-mod=mod go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION" \
-    || fail "go install vegeta $VEGETA_VERSION"
-  echo "$VEGETA_VERSION" > "$stamp"
+  if ! [ -x .tools/bin/vegeta ] || [ "$(cat .tools/vegeta.version 2>/dev/null)" != "$VEGETA_VERSION" ]; then
+    have go || apt_install golang-go
+    step "load generator (vegeta $VEGETA_VERSION, go install, once per machine)"
+    cached_tool vegeta "$VEGETA_VERSION" "$(key "$VEGETA_VERSION" "$(go version)")" install_vegeta
+  fi
 }
 
 system_packages() {
@@ -94,10 +124,12 @@ system_packages() {
   apt_install "${missing[@]}"
 }
 
-have curl || apt_install curl
-have taskset || apt_install util-linux
 python_env
-system_packages
+if [ "$want_system" = 1 ]; then
+  have curl || apt_install curl
+  have taskset || apt_install util-linux
+  system_packages
+fi
 [ "$want_rust" = 1 ] && rust_servers
 [ "$want_loadgen" = 1 ] && load_generator
 exit 0
