@@ -8,7 +8,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$root"
 
 for arg in "$@"; do
-  case $arg in -h | --help) exec "$root/.venv/bin/python" -m servebench.orchestrate --help ;; esac
+  case $arg in
+    -h | --help)
+      # The options are the orchestrator's; on a fresh clone that needs the Python environment first.
+      "$root/scripts/bootstrap.sh" --python-only >&2
+      exec "$root/.venv/bin/python" -m servebench.orchestrate --help
+      ;;
+  esac
 done
 
 out=$root/outputs
