@@ -13,6 +13,7 @@ from servebench.paths import PROJECT_ROOT
 from servebench.registry import ServerSpec
 
 PARAMS_DIR = PROJECT_ROOT / "params"
+DEFAULT_PROFILE = PARAMS_DIR / "default.yaml"
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -25,13 +26,33 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_profile(path: Path) -> dict[str, Any]:
-    """A profile YAML, with `extends:` resolved relative to it."""
-    doc = yaml.safe_load(Path(path).read_text()) or {}
+class ProfileError(ValueError):
+    """A profile that cannot be read; the message names the file and the fix."""
+
+
+def _read_profile(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ProfileError(f"profile {path} not found: give a YAML file such as {DEFAULT_PROFILE}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile {path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ProfileError(f"profile {path} must be a mapping of settings, as {DEFAULT_PROFILE} is")
     parent = doc.pop("extends", None)
     if parent:
-        return _merge(load_profile(Path(path).parent / parent), doc)
+        return _merge(_read_profile(path.parent / parent), doc)
     return doc
+
+
+def load_profile(path: Path) -> dict[str, Any]:
+    """A profile YAML, with `extends:` resolved relative to it, over the default profile: the one
+    source of every setting, which the notebooks' parameters cells repeat (tests/test_settings.py)."""
+    profile = _read_profile(path)
+    if Path(path).resolve() == DEFAULT_PROFILE.resolve():
+        return profile
+    return _merge(_read_profile(DEFAULT_PROFILE), profile)
 
 
 def notebook_parameters(profile: dict[str, Any], notebook: str, declared: set[str]) -> dict[str, Any]:

@@ -5,7 +5,6 @@ recorded with its reason and the rest still runs; the exit code says whether any
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from traitlets import CaselessStrEnum
 from servebench.bench.capacity_rounds import CapacitySettings, capacity_rounds
 from servebench.bench.idle import shallow_idle
 from servebench.bench.rounds import RoundSettings, native_rounds
-from servebench.config import PARAMS_DIR, Combination, Matrix, load_profile, notebook_parameters
+from servebench.config import PARAMS_DIR, Combination, Matrix, ProfileError, load_profile, notebook_parameters
 from servebench.paths import PROJECT_ROOT, out_dir, results_dir
 from servebench.servers import ServerError, alive, log_tail, running_server
 
@@ -147,12 +146,9 @@ def attached_server(url: str) -> Iterator[dict[str, Any]]:
 
 
 def _benchmark_parameters(profile: dict[str, Any]) -> dict[str, Any]:
-    """The benchmark notebook's parameters: the profile's values, else the notebook's own defaults."""
+    """The benchmark notebook's parameters as the profile (over the default profile) sets them."""
     name = "04_benchmark"
-    declared = pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
-    params = {k: ast.literal_eval(str(v["default"])) for k, v in declared.items()}
-    params.update(notebook_parameters(profile, name, set(declared)))
-    return params
+    return notebook_parameters(profile, name, set(pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))))
 
 
 def round_settings(profile: dict[str, Any]) -> RoundSettings:
@@ -398,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _raise_interrupt)
 
     profile_path = args.profile or PARAMS_DIR / ("quick.yaml" if args.quick else "default.yaml")
-    profile = load_profile(profile_path)
+    try:
+        profile = load_profile(profile_path)
+    except ProfileError as exc:
+        parser.error(str(exc))
     out = out_dir(args.out)
     os.environ["SERVEBENCH_OUT"] = str(out)
     matrix = Matrix.load()
