@@ -6,7 +6,7 @@ shared inference layer. Served by `bentoml serve` (serve.sh beside this file).
 BentoML's own answers to bad requests differ from the contract in shape and, for field errors, in
 status; `ContractGate` (gate.py), an ASGI middleware added with `add_asgi_middleware`, makes them
 the contract's. Two pieces serve the benchmark's harness rather than the app: the Server-Timing
-probe around the whole ASGI app, and the worker's parent-death signal. See DEPLOY.md.
+probe around the whole ASGI app, and the worker's parent-death signal. See docs/servers.md ("The serving frameworks").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the return annotation of `encode_response` is the route's response model.
 No `from __future__ import annotations` here: LitServe reads those two annotations at run time
 (`inspect.signature`) to build the route, and string annotations break that.
 
-Processes (LitServe's architecture, see DEPLOY.md): this main process, a multiprocessing Manager
+Processes (LitServe's architecture, see docs/servers.md): this main process, a multiprocessing Manager
 that holds the queues, one API server (uvicorn, forked) and one inference worker per LitAPI
 (spawned), i.e. one per model, plus multiprocessing's resource tracker.
 """
