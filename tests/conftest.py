@@ -77,24 +77,95 @@ class ServerPool:
         self.started.clear()
 
 
+class LiveServer:
+    """A server of the pool by id: always the running one, also after a test restarted it."""
+
+    def __init__(self, pool: ServerPool, framework: str) -> None:
+        self._pool, self._framework = pool, framework
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool[self._framework], name)
+
+
+_POOL: list[ServerPool] = []
+# Per server id, the position of the last collected test that names it; see pytest_runtest_teardown.
+_LAST_USE: dict[str, int] = {}
+_POSITION: dict[str, int] = {}
+
+
 @pytest.fixture(scope="session")
 def servers(artifacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
     pool = ServerPool(artifacts["models"], tmp_path_factory.mktemp("servers"))
+    _POOL.append(pool)
     try:
         yield pool
     finally:
+        _POOL.clear()
         pool.stop_all()
 
 
-@pytest.fixture(params=ALL_SERVERS)
+# Session-scoped, so that the server stays up between its tests; pytest_collection_modifyitems
+# puts each server's tests together and pytest_runtest_teardown stops it after its last one.
+@pytest.fixture(scope="session", params=ALL_SERVERS)
 def server(request: pytest.FixtureRequest, servers: ServerPool) -> Server:
-    return servers[request.param]
+    return LiveServer(servers, request.param)  # type: ignore[return-value]
 
 
-@pytest.fixture(params=PRODUCTION_SERVERS)
-def production_server(request: pytest.FixtureRequest, servers: ServerPool) -> Server:
+@pytest.fixture(scope="session")
+def production_server(server: Server) -> Server:
     """Every server but those whose description says `production: false` (the development server)."""
-    return servers[request.param]
+    return server
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Through `server`, so that these tests join each server's group.
+    if "production_server" in metafunc.fixturenames:
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("server", PRODUCTION_SERVERS, indirect=True, scope="session")
+        )
+
+
+def _pooled(item: pytest.Item) -> str | None:
+    """The pool's server a test runs against, if any."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("server") if callspec else None
+
+
+def _tier(item: pytest.Item) -> int:
+    if item.get_closest_marker("e2e"):
+        return 3
+    if _pooled(item):
+        return 1
+    return 2 if item.get_closest_marker("servers") else 0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Units first; then the pool's servers one at a time, each with all its tests; then the tests
+    that start servers of their own; the end-to-end runs last, with every pool server down."""
+    items.sort(key=lambda i: (_tier(i), ALL_SERVERS.index(_pooled(i)) if _pooled(i) else 0))
+    _LAST_USE.clear()
+    _POSITION.clear()
+    for position, item in enumerate(items):
+        _POSITION[item.nodeid] = position
+        if framework := _pooled(item):
+            _LAST_USE[framework] = position
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """After the test's own teardown (which may read the server's log), a server no later test
+    runs against is stopped, so that it does not share core 0 with the rest. A later test that
+    uses it all the same starts it again."""
+    yield
+    if not _POOL:
+        return
+    position = _POSITION.get(item.nodeid, -1)
+    for framework in list(_POOL[0].started):
+        if _LAST_USE.get(framework, -1) <= position:
+            stop_server(framework, _POOL[0].out)
+            del _POOL[0].started[framework]
 
 
 def fastapi_app() -> ModuleType:

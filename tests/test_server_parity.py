@@ -11,7 +11,7 @@ import pytest
 from servebench.bench.client import check_parity, read_reference
 from servebench.config import Matrix
 
-from .conftest import ALL_SERVERS, Server, ServerPool
+from .conftest import ALL_SERVERS, Server
 
 MATRIX = Matrix.load()
 ENDPOINTS = [(f, m) for f in ALL_SERVERS for m in MATRIX.served(f)]
@@ -19,9 +19,10 @@ ENDPOINTS = [(f, m) for f in ALL_SERVERS for m in MATRIX.served(f)]
 pytestmark = pytest.mark.servers
 
 
-@pytest.mark.parametrize("framework, model", ENDPOINTS, ids=[f"{f}-{m}" for f, m in ENDPOINTS])
-def test_endpoint_parity(framework: str, model: str, servers: ServerPool, artifacts: dict[str, Any]) -> None:
-    server = servers[framework]
+@pytest.mark.parametrize(
+    "server, model", ENDPOINTS, ids=[f"{f}-{m}" for f, m in ENDPOINTS], indirect=["server"], scope="session"
+)
+def test_endpoint_parity(server: Server, model: str, artifacts: dict[str, Any]) -> None:
     rows = read_reference(artifacts["models"] / "reference.jsonl")
     with httpx.Client(timeout=30) as client:
         result = check_parity(client, server.url(f"/predict/{model}"), model, rows, tolerance=1e-4)
