@@ -13,6 +13,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 matplotlib.use("Agg")
 
@@ -242,7 +243,7 @@ def test_capacities_print_the_range_of_their_estimates_and_tie_when_ranges_overl
         "Stack c": "841 (771–891)",
     }
     assert rows["Rank (capacity)"].to_dict() == {"Stack a": 1, "Stack b": 1, "Stack c": 3}
-    assert figures.summary_scatter(data) is not None
+    assert _points(figures.summary_scatter(data)) == 3
     steps = tables.ladder_table(data).xs("Stack a", level="Framework")
     assert steps["Step"].tolist()[-1] == "capacity round 1" and steps["Offered (req/s)"].tolist()[-1] == 1090
 
@@ -394,7 +395,7 @@ def test_the_summary_chart_takes_endpoints_that_held_no_rate(tmp_path: Path) -> 
     slow["capacity"] = capacity(slow["ladder"], 10.0)
     data = load(outputs(tmp_path, [slow]), MATRIX)
     assert data.ok[0]["capacity"]["rate"] == 0
-    assert figures.summary_scatter(data) is not None
+    assert _points(figures.summary_scatter(data)) == 1
     assert tables.summary_table(data)["Capacity (req/s)"].iloc[0] == "below the ladder"
 
 
@@ -423,3 +424,9 @@ def test_recorded_deviations_are_listed_with_their_reasons(tmp_path: Path) -> No
     assert table.loc[("Stack a", "contract status", "age-is-text"), "Answered"] == "400"
     assert table.loc[("Stack a", "transport limit", "slow_body"), "Why"] == "no body timeout"
     assert "Stack b" not in table.index.get_level_values("Stack")
+
+
+def _points(fig: Figure | None) -> int:
+    """How many endpoints a summary chart places: one error bar each."""
+    assert fig is not None, "no chart"
+    return len(fig.axes[0].containers)
