@@ -114,9 +114,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: str | Path, lines: int = 20) -> str:
+    """The last lines of a server's log, for the message of a failure; empty when unreadable."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
 
@@ -183,12 +184,12 @@ def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
             if process.poll() is not None:
                 raise LaunchError(
                     f"{server_id} failed to start (exit {process.returncode} before /health answered). "
-                    f"Last lines of {log}:\n{_tail(log)}"
+                    f"Last lines of {log}:\n{log_tail(log)}"
                 )
             if time.monotonic() > deadline:
                 raise LaunchError(
                     f"{server_id} did not answer /health on {host}:{port} within {timeout:g}s. "
-                    f"Last lines of {log}:\n{_tail(log)}"
+                    f"Last lines of {log}:\n{log_tail(log)}"
                 )
             time.sleep(0.05)
     except BaseException:

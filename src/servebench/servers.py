@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from servebench.launch import alive
+from servebench.launch import alive, log_tail
 from servebench.paths import PROJECT_ROOT
 
 SCRIPTS = PROJECT_ROOT / "servers"
@@ -58,10 +58,3 @@ def running_server(framework: str, out: Path) -> Iterator[dict[str, Any]]:
 
 
 __all__ = ["ServerError", "alive", "free_port", "log_tail", "running_server", "start_server", "stop_server"]
-
-
-def log_tail(path: str | Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
