@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -23,27 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servebench.paths import PROJECT_ROOT
-
-VEGETA = PROJECT_ROOT / ".tools" / "bin" / "vegeta"
-
-
-class LoadGeneratorMissing(RuntimeError):
-    pass
+from servebench.bench.tools import tool_path, tool_version
 
 
 def vegeta_path() -> Path:
-    if VEGETA.is_file():
-        return VEGETA
-    found = shutil.which("vegeta")
-    if not found:
-        raise LoadGeneratorMissing("vegeta not found: run scripts/bootstrap.sh")
-    return Path(found)
+    return tool_path("vegeta")
 
 
 def vegeta_version() -> str:
-    stamp = VEGETA.parent.parent / "vegeta.version"
-    return stamp.read_text().strip() if stamp.is_file() else "unknown"
+    return tool_version("vegeta")
 
 
 def write_targets(path: Path, url: str, bodies: Sequence[bytes]) -> Path:

@@ -14,39 +14,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servebench.paths import PROJECT_ROOT
+from servebench.bench.tools import tool_path, tool_version
 
-TOOLS = PROJECT_ROOT / ".tools"
-OHA = TOOLS / "bin" / "oha"
 # oha counts a request still in flight when the duration ends as this error; with
 # `--wait-ongoing-requests-after-deadline` there are none, but a killed run may still show it.
 DEADLINE = "aborted due to deadline"
 PERCENTILES = {"p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9"}
 
 
-class LoadGeneratorMissing(RuntimeError):
-    pass
-
-
 def oha_path() -> Path:
-    if OHA.is_file():
-        return OHA
-    found = shutil.which("oha")
-    if not found:
-        raise LoadGeneratorMissing("oha not found: run scripts/bootstrap.sh (it installs oha into .tools/)")
-    return Path(found)
+    return tool_path("oha")
 
 
 def oha_version() -> str:
-    stamp = TOOLS / "oha.version"
-    return stamp.read_text().strip() if stamp.is_file() else "unknown"
+    return tool_version("oha")
 
 
 def write_bodies(path: Path, bodies: Sequence[bytes]) -> Path:
