@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from servebench import contract
 from servebench.features import Preprocessor
 from servebench.serving.schema import Passenger
 
@@ -144,7 +145,17 @@ def vectors() -> dict[str, object]:
     for passenger in FEATURE_CASES:
         row = pre.transform_passengers([Passenger.model_validate(passenger)])[0]
         features.append({"passenger": passenger, "features": [float(x) for x in row]})
-    return {"preprocess": PREPROCESS, "features": features, "requests": requests}
+    # The contract's limits as Python holds them (servebench.contract); the Rust crates check
+    # their own constants against these.
+    limits = {
+        "fields": list(contract.FIELDS),
+        "max_body_bytes": contract.MAX_BODY_BYTES,
+        "max_batch": contract.MAX_BATCH,
+        "age_max": contract.AGE_MAX,
+        "fare_max": contract.FARE_MAX,
+        "count_max": contract.COUNT_MAX,
+    }
+    return {"limits": limits, "preprocess": PREPROCESS, "features": features, "requests": requests}
 
 
 if __name__ == "__main__":

@@ -14,9 +14,22 @@ use servebench_core::{Passenger, Preprocessor};
 
 #[derive(Deserialize)]
 struct Vectors {
+    /// Only in the shared file: the small sample of the checks' own test has none.
+    limits: Option<Limits>,
     preprocess: Value,
     features: Vec<FeatureCase>,
     requests: Vec<RequestCase>,
+}
+
+/// The contract's limits as the Python side holds them.
+#[derive(Deserialize, Debug, PartialEq)]
+struct Limits {
+    fields: Vec<String>,
+    max_body_bytes: usize,
+    max_batch: usize,
+    age_max: f64,
+    fare_max: f64,
+    count_max: i64,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +136,22 @@ async fn every_request_vector_gets_an_allowed_answer() {
     );
     let failures = check_requests(&vectors).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_limits_are_the_python_contracts() {
+    use servebench_core::contract::{
+        AGE_MAX, COUNT_MAX, FARE_MAX, FIELDS, MAX_BATCH, MAX_BODY_BYTES,
+    };
+    let ours = Limits {
+        fields: FIELDS.iter().map(|f| f.to_string()).collect(),
+        max_body_bytes: MAX_BODY_BYTES,
+        max_batch: MAX_BATCH,
+        age_max: AGE_MAX,
+        fare_max: FARE_MAX,
+        count_max: COUNT_MAX,
+    };
+    assert_eq!(load(&shared()).limits, Some(ours));
 }
 
 #[test]
