@@ -27,7 +27,7 @@ from servebench.bench.measure import (
     run_ladder,
     window_stats,
 )
-from servebench.bench.native import Run
+from servebench.bench.oha import Run
 from servebench.config import Matrix
 from servebench.registry import ServerSpec
 from servebench.report import figures, headline, tables

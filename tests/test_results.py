@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from servebench.bench import results
-from servebench.bench.load import Attack, _frame, summarize_attack
 from servebench.bench.measure import decomposition, sequential_summary
+from servebench.bench.vegeta import Attack, _frame, summarize_attack
 
 
 def sequential_frame(n: int = 20, fail: int = 2) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pytest
 from servebench.bench import results
 from servebench.bench.capacity_rounds import CapacitySettings, capacity_rounds, combined
 from servebench.bench.measure import Windows, native_single, search_capacity, windows_per_round
-from servebench.bench.native import Run
+from servebench.bench.oha import Run
 from servebench.bench.rounds import RoundSettings, measure_rounds
 from servebench.config import Combination
 from servebench.servers import ServerError

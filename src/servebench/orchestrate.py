@@ -313,8 +313,8 @@ def generator_check(profile: dict[str, Any], out: Path, targets: dict[str, str])
     """The load generator against /health of the server with the highest closed-loop peak, at
     multiples of that peak (results/generator.json); a failure here is reported, not fatal."""
     from servebench.bench import results as result_files
+    from servebench.bench.cpus import client_cpus
     from servebench.bench.generators import self_measurement
-    from servebench.bench.load import client_cpus
 
     peaks = [
         (max((x.get("achieved_rate", 0.0) for x in s.get("load", [])), default=0.0), s["framework"])

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from servebench.bench import results as result_files
-from servebench.bench.load import client_cpus
+from servebench.bench.cpus import client_cpus
 from servebench.bench.measure import search_capacity
-from servebench.bench.native import run_oha
+from servebench.bench.oha import run_oha
 from servebench.bench.rounds import ServerFor, each_server, validation_bodies
 from servebench.config import Combination
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from servebench import registry
 from servebench.bench.idle import recorded_state
-from servebench.bench.load import vegeta_version
-from servebench.bench.native import oha_version
+from servebench.bench.oha import oha_version
+from servebench.bench.vegeta import vegeta_version
 from servebench.paths import PROJECT_ROOT
 
 # The harness's and the models' own; each server's description adds the packages or crates of

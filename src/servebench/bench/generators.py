@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from servebench.bench.load import Attack, client_cpus, run_attack, summarize_attack
-from servebench.bench.native import Run, oha_version, run_oha
+from servebench.bench.cpus import client_cpus
+from servebench.bench.oha import Run, oha_version, run_oha
+from servebench.bench.vegeta import Attack, run_attack, summarize_attack
 
 HOLD = 0.02  # the generator holds a rate when it sends, and gets answers, within 2% of it
 

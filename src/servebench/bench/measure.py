@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servebench.bench.native import Run, run_oha
+from servebench.bench.oha import Run, run_oha
 from servebench.bench.resources import cpu_seconds
 from servebench.bench.stats import summarize
 

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 
 from servebench.bench.client import check_parity, payloads, read_reference
-from servebench.bench.load import client_cpus
+from servebench.bench.cpus import client_cpus
 from servebench.bench.measure import Windows, native_windows, windows_per_round
-from servebench.bench.native import Run, run_oha, write_bodies
+from servebench.bench.oha import Run, run_oha, write_bodies
 from servebench.config import Combination
 from servebench.servers import ServerError
 

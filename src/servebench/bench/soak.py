@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from servebench.bench.client import payloads, read_reference
-from servebench.bench.load import Attack, client_cpus, run_attack, summarize_attack, write_targets
+from servebench.bench.cpus import client_cpus
 from servebench.bench.resources import rss_bytes
+from servebench.bench.vegeta import Attack, run_attack, summarize_attack, write_targets
 from servebench.config import Matrix
 
 WARMUP_S = 3.0

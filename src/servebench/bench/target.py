@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servebench.bench.load import client_cpus, parse_cpus
+from servebench.bench.cpus import client_cpus, parse_cpus
 from servebench.servers import alive, start_server, stop_server
 
 # Servers this process started, by (framework, outputs folder): a re-run cell reuses its server.

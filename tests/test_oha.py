@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from servebench.bench import native
-from servebench.bench.native import Run, command, summarize
+from servebench.bench import oha
+from servebench.bench.oha import Run, command, summarize
 
 
 def report(codes: dict[str, int], errors: dict[str, int], total_s: float = 2.0) -> dict:
@@ -37,7 +37,7 @@ def test_no_answer_has_no_latency() -> None:
 
 
 def test_command_paces_open_loop_with_latency_correction(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native, "oha_path", lambda: Path("/bin/oha"))
+    monkeypatch.setattr(oha, "oha_path", lambda: Path("/bin/oha"))
     open_loop = command(Run("http://x/p", connections=64, duration_s=5, rate=2000, bodies=Path("b.jsonl")), "1")
     assert open_loop[:3] == ["taskset", "-c", "1"]
     assert {"-q", "2000", "--latency-correction", "--wait-ongoing-requests-after-deadline", "-Z"} <= set(open_loop)

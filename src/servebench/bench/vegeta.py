@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -138,25 +137,3 @@ def summarize_attack(attack: Attack, results: pd.DataFrame) -> dict[str, Any]:
         "p99_ms": pct(99),
         "max_ms": float(lat.max()) if lat.size else float("nan"),
     }
-
-
-def client_cpus(server_cpus: str | None) -> str | None:
-    """The cores the client may use: all but the server's, when there are two or more."""
-    available = sorted(os.sched_getaffinity(0))
-    taken = parse_cpus(server_cpus) if server_cpus else set()
-    free = [c for c in available if c not in taken]
-    if len(available) < 2 or not free:
-        return None
-    return ",".join(map(str, free))
-
-
-def parse_cpus(text: str) -> set[int]:
-    cpus: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-")
-            cpus.update(range(int(low), int(high) + 1))
-        elif part:
-            cpus.add(int(part))
-    return cpus
