@@ -6,8 +6,9 @@
 #
 # Builds are kept in a machine-wide cache ($SERVEBENCH_CACHE, by default ~/.cache/servebench), so
 # that another clone on the same machine reuses them: the load generators under a key of their
-# version and the toolchain, the Rust dependencies in a cargo target directory keyed by Cargo.lock
-# and the toolchain (cargo keys each workspace member by its path, so clones never share those).
+# version and the toolchain, the Rust dependencies in a cargo target directory of the toolchain
+# (scripts/cargo_target_dir.sh: cargo fingerprints each dependency, and keys each workspace member
+# by its path, so clones never share those).
 # Python packages come from uv's own cache. Deleting the cache only costs a rebuild.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
