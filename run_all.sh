@@ -12,7 +12,7 @@ for arg in "$@"; do
     -h | --help)
       # The options are the orchestrator's; on a fresh clone that needs the Python environment first.
       "$root/scripts/bootstrap.sh" --python-only >&2
-      exec "$root/.venv/bin/python" -m servebench.orchestrate --help
+      exec "$root/.venv/bin/python" -m servebench.cli --help
       ;;
   esac
 done
@@ -40,7 +40,7 @@ echo "== bootstrap (virtual environment, Rust servers, load generator)"
 "$root/scripts/bootstrap.sh" || { echo "run_all.sh: FAILED at bootstrap (see the message above)" >&2; exit 1; }
 
 # The orchestrator runs in the background so that this shell can relay signals and clean up.
-"$root/.venv/bin/python" -m servebench.orchestrate "$@" &
+"$root/.venv/bin/python" -m servebench.cli "$@" &
 child=$!
 set +e
 wait "$child"

@@ -9,7 +9,7 @@ import pytest
 
 from servebench import registry
 from servebench.config import PARAMS_DIR, Matrix, load_profile, notebook_parameters
-from servebench.orchestrate import NOTEBOOKS
+from servebench.notebooks import NOTEBOOKS
 from servebench.paths import PROJECT_ROOT as ROOT
 
 

@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from servebench.config import Combination, load_profile
-from servebench.orchestrate import benchmark
 from servebench.report import tables
 from servebench.report.data import load as load_report
+from servebench.run import benchmark
 from servebench.servers import ServerError, alive, free_port, start_server, stop_server
+from servebench.settings import run_settings
 
 from .conftest import ALL_SERVERS, ROOT
 
@@ -56,7 +57,7 @@ def fast_profile() -> dict[str, Any]:
 
 def test_server_killed_mid_benchmark_is_reported_and_the_run_goes_on(artifacts: dict[str, Any], tmp_path: Path) -> None:
     out = private_out(artifacts, tmp_path)
-    ready = out / "run" / "fastapi.json"  # written by start.sh once /health answers
+    ready = out / "run" / "fastapi.json"  # the launcher's record, written once /health answers
 
     def kill_when_up() -> None:
         deadline = time.time() + 120
@@ -70,12 +71,15 @@ def test_server_killed_mid_benchmark_is_reported_and_the_run_goes_on(artifacts: 
     killer = threading.Thread(target=kill_when_up, daemon=True)
     killer.start()
     records = benchmark(
-        fast_profile(), out, [Combination("fastapi", "pytorch"), Combination("rust-tract", "pytorch_onnx")]
+        fast_profile(),
+        run_settings(fast_profile()),
+        out,
+        [Combination("fastapi", "pytorch"), Combination("rust-tract", "pytorch_onnx")],
     )
     killer.join()
     assert records[0]["status"] == "failed" and "server died" in records[0]["reason"]
     assert records[1]["status"] == "ok", records[1]
-    assert (out / "results" / "rust-tract__pytorch_onnx.summary.json").is_file()
+    assert (out / "results" / "rust-tract__pytorch_onnx.observations.json").is_file()
 
 
 def test_busy_port_is_a_clear_error(artifacts: dict[str, Any], tmp_path: Path) -> None:
@@ -175,10 +179,12 @@ def test_a_wrong_endpoint_is_marked_incorrect_and_not_benchmarked(artifacts: dic
         row["pytorch_onnx"] = min(1.0, row["pytorch_onnx"] + 0.02)
     reference.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
-    (record,) = benchmark(fast_profile(), out, [Combination("rust-tract", "pytorch_onnx")])
+    (record,) = benchmark(
+        fast_profile(), run_settings(fast_profile()), out, [Combination("rust-tract", "pytorch_onnx")]
+    )
     assert record["status"] == "incorrect" and "largest difference 0.02" in record["reason"]
-    summary = json.loads((out / "results" / "rust-tract__pytorch_onnx.summary.json").read_text())
-    assert summary["status"] == "incorrect" and summary["sequential"] == {} and summary["load"] == []
+    summary = json.loads((out / "results" / "rust-tract__pytorch_onnx.observations.json").read_text())
+    assert summary["status"] == "incorrect" and summary["windows"]["predict"] == [] and summary["load"] == []
     assert not (out / "results" / "rust-tract__pytorch_onnx.sequential.parquet").exists()
 
     data = load_report(out)

@@ -17,22 +17,16 @@ from matplotlib.figure import Figure
 
 matplotlib.use("Agg")
 
-from servebench.bench import results
-from servebench.bench.measure import (
-    capacity,
-    held,
-    ladder_rates,
-    median_interval,
-    native_single,
-    run_ladder,
-    window_stats,
-)
+from servebench.bench.endpoint import native_windows
+from servebench.bench.ladder import held, ladder_rates, run_ladder
 from servebench.bench.oha import Run
 from servebench.config import Matrix
 from servebench.registry import ServerSpec
 from servebench.report import figures, headline, tables
 from servebench.report.data import load
 from servebench.report.narrative import MAX_SENTENCES, summary_lines
+from servebench.results import files as results
+from servebench.results.derive import capacity, median_interval, native_summary, window_stats
 
 MODELS = {"m1": "Model one", "m2": "Model two"}
 
@@ -80,7 +74,7 @@ def step(rate: float, p99: float, achieved: float | None = None, errors: int = 0
 
 
 def summary(framework: str, model: str, p50: float, cap: float, status: str = "ok", **extra: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {f: {} for f in results.SUMMARY_FIELDS}
+    doc: dict[str, Any] = {f: {} for f in results.OBSERVATION_FIELDS}
     steps = [step(r, 1.0) for r in (250, 500, 1000) if r <= cap] + [step(cap * 2, 50.0)]
     ladder = steps if status == "ok" else []
     doc.update(
@@ -176,7 +170,7 @@ def test_native_single_interleaves_predict_and_health() -> None:
         v = 0.1 if "health" in run.url else 0.2
         return {"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 0, "first_error": ""}
 
-    got = native_single(Run("http://x/predict/m"), Run("http://x/health"), 3, None, runner=fake)
+    got = native_summary(native_windows(Run("http://x/predict/m"), Run("http://x/health"), 3, None, runner=fake))
     assert calls == ["http://x/predict/m", "http://x/health"] * 3
     assert got["predict"]["p50"]["median"] == 0.2 and got["health"]["p50"]["windows"] == 3
 

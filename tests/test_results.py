@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from servebench.bench import results
-from servebench.bench.measure import decomposition, sequential_summary
 from servebench.bench.vegeta import Attack, _frame, summarize_attack
+from servebench.results import files as results
+from servebench.results.derive import decomposition, sequential_summary
 
 
 def sequential_frame(n: int = 20, fail: int = 2) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def sequential_frame(n: int = 20, fail: int = 2) -> pd.DataFrame:
 
 
 def summary(**overrides: Any) -> dict[str, Any]:
-    doc = {f: {} for f in results.SUMMARY_FIELDS}
+    doc = {f: {} for f in results.OBSERVATION_FIELDS}
     doc.update(framework="fastapi", model="pytorch", status="ok", reason="", load=[])
     doc.update(overrides)
     return doc
@@ -73,7 +73,7 @@ def test_write_and_read_back(tmp_path: Path) -> None:
     )
     doc = json.loads(path.read_text())
     assert doc["parity"]["max_abs_diff"] is None  # NaN is written as null, never as invalid JSON
-    assert set(results.SUMMARY_FIELDS) <= set(doc)
+    assert set(results.OBSERVATION_FIELDS) <= set(doc)
     seq = results.read_sequential(tmp_path)
     assert list(seq.columns) == [*results.SEQUENTIAL_COLUMNS, "framework", "model"]
     assert set(seq["framework"]) == {"fastapi"}
@@ -109,3 +109,38 @@ def test_load_summary_separates_errors() -> None:
     assert s["max_ms"] == 3.0  # the 30 s failure is not a latency
     assert s["error_codes"] == {"0": 1, "503": 1}
     assert np.isclose(s["p50_ms"], 2.0)
+
+
+def test_figures_are_derived_from_the_stored_observations_when_read(tmp_path: Path) -> None:
+    """The observations hold no figure; reading them back derives native, capacity, the Python
+    client's statistics and cost, so a report made again applies today's rules."""
+    window = {"p50": 1.0, "p90": 1.5, "p99": 2.0, "p99_9": 2.5, "mean_ms": 1.1, "requests": 10, "errors": 0}
+    windows = {
+        "predict": [{**window, "first_error": "", "round": r} for r in range(3)],
+        "health": [{**window, "p50": 0.2, "first_error": "", "round": r} for r in range(3)],
+    }
+    ladder = [
+        {"offered_rate": 500.0, "held": True, "cpu_ms_per_request": 0.4},
+        {"offered_rate": 1000.0, "held": True, "cpu_ms_per_request": 0.5},
+        {"offered_rate": 1414.0, "held": False, "cpu_ms_per_request": 0.6},
+    ]
+    cost = {"measured": True, "peak_rss_mb": 80.0, "cpu_s_sequential": 0.6, "sequential_requests": 1200}
+    doc = summary(
+        windows=windows,
+        ladder=ladder,
+        searches=[{"rate": 1189.0, "steps": []}],
+        cost=cost,
+        settings={"slo_p99_ms": 10.0, "bootstrap_resamples": 50, "seed": 0},
+    )
+    frame = pd.concat([sequential_frame(fail=0), sequential_frame(fail=0).assign(phase="health", latency_ms=0.3)])
+    path = results.write(tmp_path, "fastapi__pytorch", doc, frame)
+    stored = json.loads(path.read_text())
+    assert not {"native", "capacity", "sequential", "decomposition"} & set(stored)
+    got = results.read_summary(path)
+    assert got["native"]["predict"]["p50"]["median"] == 1.0 and got["native"]["health"]["p50"]["median"] == 0.2
+    assert got["capacity"]["ladder_rate"] == 1000.0 and got["capacity"]["rate"] == pytest.approx(1094.5)
+    assert got["cost"]["cpu_ms_per_request_at_capacity"] == 0.5 and got["cost"]["cpu_s_per_1000"] == 0.5
+    assert got["decomposition"]["client_floor_ms"] == 0.3 and got["sequential"]["n"] == 15
+    # an endpoint that failed parity is read as stored: nothing of it is a figure
+    bad = results.write(tmp_path, "flask__pytorch", summary(status="incorrect", reason="off"))
+    assert "native" not in results.read_summary(bad)

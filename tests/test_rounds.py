@@ -1,6 +1,6 @@
 """Rounds across every endpoint, each starting every server once: single-request windows before the
-benchmark (which adds the last), capacity searches after it. An endpoint that fails parity or
-whose server does not start is left out of the rounds."""
+benchmark (which adds the last), capacity searches after it, all measured by the one endpoint
+benchmark. An endpoint that fails parity or whose server does not start is left out of the rounds."""
 
 from __future__ import annotations
 
@@ -16,107 +16,154 @@ from typing import Any
 
 import pytest
 
-from servebench.bench import results
-from servebench.bench.capacity_rounds import CapacitySettings, capacity_rounds, combined
-from servebench.bench.measure import Windows, native_single, search_capacity, windows_per_round
+from servebench.bench import endpoint as endpoint_module
+from servebench.bench.endpoint import Plan, Requests, benchmark_endpoint
+from servebench.bench.ladder import search_capacity
 from servebench.bench.oha import Run
-from servebench.bench.rounds import RoundSettings, measure_rounds
-from servebench.config import Combination
+from servebench.bench.rounds import capacity_rounds, in_rounds, single_request_rounds
+from servebench.bench.target import Target
+from servebench.config import DEFAULT_PROFILE, Combination, load_profile
+from servebench.results import derive
+from servebench.results import files as results
 from servebench.servers import ServerError
+from servebench.settings import RunSettings, run_settings
 
 from .conftest import ROOT
 
-
-def one_window(tag: str) -> Windows:
-    return {"predict": [{"p50": 1.0, "tag": tag}], "health": [{"p50": 0.5, "tag": tag}]}
+WINDOW = {"p50": 1.0, "p90": 1.0, "p99": 1.0, "p99_9": 1.0, "mean_ms": 1.0, "requests": 10, "errors": 0}
 
 
-def settings(rounds: int, windows: int) -> RoundSettings:
-    return RoundSettings(rounds=rounds, windows=windows, window_s=1.0, warmup=1, parity_tolerance=1e-4)
+def settings(rounds: int = 1, windows: int = 5, capacity: int = 0) -> RunSettings:
+    base = run_settings(load_profile(DEFAULT_PROFILE))
+    bench = base.benchmark.model_copy(update={"windows": windows, "native_warmup": 1})
+    return base.model_copy(update={"benchmark": bench, "native_rounds": rounds, "capacity_rounds": capacity})
+
+
+def window_runner(calls: list[str] | None = None) -> Any:
+    """oha answering every single-request window: predict at 2 ms, /health at 0.2 ms."""
+
+    def runner(run: Run, _cpus: str | None) -> dict[str, Any]:
+        if calls is not None:
+            calls.append(run.url)
+        value = 2.0 if "predict" in run.url else 0.2
+        return {**WINDOW, "p50": value, "first_error": "", "ok": 10, "url": run.url}
+
+    return runner
+
+
+def reference(models: Path) -> Path:
+    models.mkdir(parents=True, exist_ok=True)
+    row = {"Pclass": 1, "Sex": "male", "Age": 30.0, "SibSp": 0, "Parch": 0, "Fare": 7.25, "m1": 0.5}
+    (models / "reference.jsonl").write_text(json.dumps(row) + "\n")
+    return models
 
 
 def test_rounds_visit_every_endpoint_in_turn_and_start_each_server_once_a_round() -> None:
     combos = [Combination(f, m) for f in ("a", "b") for m in ("m1", "m2")]
     starts: list[str] = []
-    visits: list[tuple[str, bool]] = []
+    visits: list[tuple[str, int]] = []
 
     @contextmanager
     def server_for(framework: str) -> Iterator[dict[str, Any]]:
         starts.append(framework)
         yield {"base_url": "http://127.0.0.1:1"}
 
-    def endpoint(combo: Combination, _server: dict[str, Any], first: bool) -> Windows:
-        visits.append((combo.key, first))
-        return one_window(f"{combo.key}/{len(visits)}")
+    def visit(combo: Combination, _server: dict[str, Any], r: int) -> bool:
+        visits.append((combo.key, r))
+        return True
 
-    kept = measure_rounds(combos, settings(rounds=3, windows=5), server_for, endpoint, say=lambda _m: None)
-    # two earlier rounds (the benchmark is the third), each across every endpoint
-    assert starts == ["a", "b", "a", "b"]
+    dropped = in_rounds(combos, 2, "test", server_for, visit, say=lambda _m: None)
+    assert starts == ["a", "b", "a", "b"] and dropped == set()
     keys = [c.key for c in combos]
-    assert visits == [(k, True) for k in keys] + [(k, False) for k in keys]
-    assert sorted(kept) == sorted(keys)
-    assert [w["tag"] for w in kept["a__m1"]["predict"]] == ["a__m1/1", "a__m1/5"]
-    assert [w["round"] for w in kept["a__m1"]["predict"]] == [0, 1]
-    assert len(kept["b__m2"]["health"]) == 2
+    assert visits == [(k, 0) for k in keys] + [(k, 1) for k in keys]
 
 
-def test_an_endpoint_failing_parity_or_a_server_not_starting_is_left_out() -> None:
+def test_single_request_rounds_keep_each_rounds_windows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    combos = [Combination(f, "m1") for f in ("a", "b")]
+    parity_checks: list[str] = []
+
+    def parity(_client: Any, url: str, *_args: Any) -> dict[str, Any]:
+        parity_checks.append(url)
+        return {"ok": True}
+
+    monkeypatch.setattr(endpoint_module, "check_parity", parity)
+
+    @contextmanager
+    def server_for(framework: str) -> Iterator[dict[str, Any]]:
+        yield {"base_url": f"http://127.0.0.1:1/{framework}", "pid": None, "cpus": ""}
+
+    written = single_request_rounds(
+        combos, settings(rounds=3, windows=6), reference(tmp_path / "models"), tmp_path, server_for,
+        say=lambda _m: None, runner=window_runner(),
+    )  # fmt: skip
+    # two earlier rounds (the benchmark is the third) of two windows each; parity only in the first
+    assert sorted(written) == ["a__m1", "b__m1"]
+    assert parity_checks == ["http://127.0.0.1:1/a/predict/m1", "http://127.0.0.1:1/b/predict/m1"]
+    kept = json.loads(written["a__m1"].read_text())
+    assert [w["round"] for w in kept["predict"]] == [0, 0, 1, 1] and len(kept["health"]) == 4
+    assert {w["url"] for w in kept["health"]} == {"http://127.0.0.1:1/a/health"}
+
+
+def test_an_endpoint_failing_parity_or_a_server_not_starting_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     combos = [Combination("a", "good"), Combination("a", "wrong"), Combination("b", "m")]
     starts: list[str] = []
+    monkeypatch.setattr(
+        endpoint_module,
+        "check_parity",
+        lambda _c, url, *_a: {"ok": not url.endswith("wrong"), "max_abs_diff": 1.0, "label_mismatches": 0,
+                              "errors": 0, "first_error": ""},
+    )  # fmt: skip
 
     @contextmanager
     def server_for(framework: str) -> Iterator[dict[str, Any]]:
         starts.append(framework)
         if framework == "b":
             raise ServerError("b did not start")
-        yield {}
+        yield {"base_url": "http://127.0.0.1:1", "pid": None}
 
     said: list[str] = []
-    kept = measure_rounds(
-        combos,
-        settings(rounds=3, windows=3),
-        server_for,
-        lambda combo, _s, _first: None if combo.model == "wrong" else one_window(combo.key),
-        say=said.append,
-    )
-    assert sorted(kept) == ["a__good"] and len(kept["a__good"]["predict"]) == 2
+    written = single_request_rounds(
+        combos, settings(rounds=3, windows=3), reference(tmp_path / "models"), tmp_path, server_for,
+        say=said.append, runner=window_runner(),
+    )  # fmt: skip
+    assert sorted(written) == ["a__good"]
+    assert len(json.loads(written["a__good"].read_text())["predict"]) == 2
     assert starts == ["a", "b", "a"]  # b is not tried again once it failed
     assert any("b did not start" in line for line in said)
+    assert any("a__wrong" in line and "native model" in line for line in said)
 
 
 def test_no_earlier_rounds_without_windows_to_share() -> None:
     assert settings(rounds=1, windows=5).earlier_rounds == 0
     assert settings(rounds=5, windows=5).earlier_rounds == 4
     assert settings(rounds=5, windows=2).earlier_rounds == 1
-    assert windows_per_round(5, 5) == 1 and windows_per_round(6, 3) == 2 and windows_per_round(2, 5) == 1
+    assert settings(rounds=5, windows=5).windows_per_round == 1
+    assert settings(rounds=3, windows=6).windows_per_round == 2
+    assert settings(rounds=5, windows=2).windows_per_round == 1
 
 
 def test_the_benchmark_adds_its_own_windows_to_the_earlier_ones() -> None:
     calls: list[str] = []
-
-    def runner(run: Run, _cpus: str | None) -> dict[str, Any]:
-        calls.append(run.url)
-        value = 2.0 if "predict" in run.url else 0.2
-        return {"p50": value, "p90": value, "p99": value, "p99_9": value, "mean_ms": value} | {
-            "requests": 10,
-            "errors": 0,
-            "first_error": "",
-        }
-
     earlier = {
-        part: [
-            {"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 0, "first_error": ""}
-            | {"round": r}
-            for r in range(3)
-        ]
+        part: [{**WINDOW, "p50": v, "first_error": "", "round": r} for r in range(3)]
         for part, v in (("predict", 1.0), ("health", 0.1))
     }
-    got = native_single(Run("http://x/predict/m"), Run("http://x/health"), 5, None, runner=runner, earlier=earlier)
-    assert calls == ["http://x/predict/m", "http://x/health"] * 2
+    target = Target("f", "m", "http://x", None, None, None, None)
+    requests = Requests([], [], Path("/nonexistent"))
+    result = benchmark_endpoint(
+        target, settings().benchmark, requests, Plan(parity=False, windows=2), earlier=earlier,
+        runner=window_runner(calls),
+    )  # fmt: skip
+    # the warm-up, then two windows of predict each followed by /health
+    assert calls == ["http://x/predict/m", "http://x/health"] * 3
+    got = derive.native_summary(result.windows)
     assert got["predict"]["p50"]["windows"] == 5 and got["predict"]["p50"]["values"] == [1.0, 1.0, 1.0, 2.0, 2.0]
     # the earlier windows' rounds are kept, the benchmark's own are the round after the last
     assert got["predict"]["p50"]["value_rounds"] == [0, 1, 2, 3, 3] and got["predict"]["p50"]["rounds"] == 4
     assert got["health"]["requests"] == 50
+    assert result.settings["windows_earlier"] == 3 and result.ladder == [] and result.sequential is None
 
 
 @pytest.mark.servers
@@ -128,7 +175,7 @@ def test_run_all_measures_windows_and_capacity_in_rounds(artifacts: dict[str, An
     profile.write_text(f"extends: {ROOT / 'params' / 'quick.yaml'}\nnative_rounds: 3\ncapacity_rounds: 1\n")
     args = ["--profile", str(profile), "--skip-train", "--frameworks", "rust-ort", "--models", "pytorch_onnx"]
     run = subprocess.run(
-        [sys.executable, "-m", "servebench.orchestrate", *args, "--out", str(out)],
+        [sys.executable, "-m", "servebench.cli", *args, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -136,7 +183,7 @@ def test_run_all_measures_windows_and_capacity_in_rounds(artifacts: dict[str, An
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "single-request round 1/3" in run.stdout and "single-request round 2/3" in run.stdout
-    summary = json.loads((out / "results" / "rust-ort__pytorch_onnx.summary.json").read_text())
+    summary = results.read_summary(out / "results" / "rust-ort__pytorch_onnx.observations.json")
     assert summary["settings"]["windows_earlier"] == 2
     assert summary["native"]["predict"]["p50"]["windows"] == 3 and summary["native"]["predict"]["p50"]["rounds"] == 3
     assert summary["native"]["predict"]["errors"] == 0
@@ -195,30 +242,27 @@ def test_a_capacity_search_is_not_bounded_by_a_ladder_that_met_a_slow_stretch() 
 
 def test_combined_capacity_is_the_median_of_estimates_with_their_range() -> None:
     cap = {"rate": 1000.0, "reached_top": False, "step": {"cpu_ms_per_request": 0.5}}
-    got = combined(cap, [{"rate": 1189.0, "steps": []}, {"rate": 1090.0, "steps": []}])
+    got = derive.combined_capacity(cap, [{"rate": 1189.0, "steps": []}, {"rate": 1090.0, "steps": []}])
     assert (got["rate"], got["low"], got["high"]) == (1090.0, 1000.0, 1189.0)
     assert got["ladder_rate"] == 1000.0 and got["step"] == cap["step"] and got["cores_per_10k"] == 10_000 / 1090
 
 
-def ladder_summary(framework: str, model: str, rate: float, **capacity: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {f: {} for f in results.SUMMARY_FIELDS}
-    doc.update(framework=framework, model=model, status="ok", reason="", ladder=[])
-    doc["capacity"] = {"rate": rate, "reached_top": False, "slo_p99_ms": 10.0, **capacity}
+def ladder_observations(framework: str, model: str, held: list[float], missed: list[float]) -> dict[str, Any]:
+    doc: dict[str, Any] = {f: [] for f in results.OBSERVATION_FIELDS}
+    steps = [{"offered_rate": r, "held": True} for r in held] + [{"offered_rate": r, "held": False} for r in missed]
+    doc.update(framework=framework, model=model, status="ok", reason="", ladder=steps, cost={}, parity={})
+    doc.update(settings={"slo_p99_ms": 10.0}, environment={}, windows={})
     return doc
 
 
-def test_capacity_rounds_start_each_server_once_a_round_and_update_the_summaries(tmp_path: Path) -> None:
-    res, models = tmp_path / "results", tmp_path / "models"
-    models.mkdir()
-    (models / "reference.jsonl").write_text(
-        json.dumps({"Pclass": 1, "Sex": "male", "Age": 30.0, "SibSp": 0, "Parch": 0, "Fare": 7.25}) + "\n"
-    )
+def test_capacity_rounds_start_each_server_once_a_round_and_add_their_searches(tmp_path: Path) -> None:
+    res, models = tmp_path / "results", reference(tmp_path / "models")
     combos = [Combination("a", "m1"), Combination("a", "m2"), Combination("b", "m1"), Combination("c", "m1")]
     docs = [
-        ladder_summary("a", "m1", 1000.0),
-        ladder_summary("a", "m2", 0.0),  # held no rate: nothing to bracket
-        ladder_summary("b", "m1", 32000.0, reached_top=True),  # the top of the ladder: nothing either
-        ladder_summary("c", "m1", 2000.0),
+        ladder_observations("a", "m1", [500.0, 1000.0], [1414.0]),
+        ladder_observations("a", "m2", [], [250.0]),  # held no rate: nothing to bracket
+        ladder_observations("b", "m1", [16000.0, 32000.0], []),  # the top of the ladder: nothing either
+        ladder_observations("c", "m1", [2000.0], [2828.0]),
     ]
     for d in docs:
         results.write(res, f"{d['framework']}__{d['model']}", d)
@@ -231,15 +275,15 @@ def test_capacity_rounds_start_each_server_once_a_round_and_update_the_summaries
             raise ServerError("c did not start")
         yield {"base_url": "http://127.0.0.1:1", "pid": None, "cpus": ""}
 
-    capacity_settings = CapacitySettings(rounds=2, step_s=1, slo_p99_ms=10.0, connections=8, refine=3)
     updated = capacity_rounds(
-        combos, capacity_settings, models, res, server_for, say=lambda _m: None, runner=knee_runner(1100)
+        combos, settings(capacity=2), models, res, server_for, say=lambda _m: None, runner=knee_runner(1100)
     )
     assert starts == ["a", "c", "a", "c"]
     assert updated == ["a__m1"]  # c's second round never ran: it keeps its ladder's figure
-    cap = json.loads((res / "a__m1.summary.json").read_text())["capacity"]
+    stored = results.read_observations(res / "a__m1.observations.json")
+    assert len(stored["searches"]) == 2 and "capacity" not in stored  # raw searches, no figure stored
+    cap = results.read_summary(res / "a__m1.observations.json")["capacity"]
     assert cap["estimates"] == [1000.0, 1090.0, 1090.0] and cap["rate"] == 1090.0
     assert (cap["low"], cap["high"], cap["ladder_rate"]) == (1000.0, 1090.0, 1000.0)
-    assert len(cap["searches"]) == 2
-    assert json.loads((res / "c__m1.summary.json").read_text())["capacity"]["rate"] == 2000.0
-    assert "estimates" not in json.loads((res / "a__m2.summary.json").read_text())["capacity"]
+    assert results.read_summary(res / "c__m1.observations.json")["capacity"]["rate"] == 2000.0
+    assert "estimates" not in results.read_summary(res / "a__m2.observations.json")["capacity"]

@@ -12,8 +12,10 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
+from servebench.cli import main
 from servebench.config import DEFAULT_PROFILE, PARAMS_DIR, ProfileError, load_profile, notebook_parameters
-from servebench.orchestrate import NOTEBOOKS, main
+from servebench.notebooks import NOTEBOOKS
+from servebench.settings import BenchmarkSettings, run_settings
 
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -72,3 +74,26 @@ def test_a_missing_or_broken_profile_is_a_message_not_a_traceback(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "missing.yaml not found" in err and "Traceback" not in err
+
+
+def test_the_typed_settings_are_the_benchmark_notebooks_parameters() -> None:
+    """What Python code reads (BenchmarkSettings) and what notebook 04 declares are the same
+    settings: the rest of its parameters say where the endpoint is."""
+    where = {"framework", "model", "base_url", "server_pid", "startup_seconds", "server_cpus", "out_dir"}
+    declared = set(pm.inspect_notebook(str(NOTEBOOKS / "04_benchmark.ipynb"))) - where - {"native_earlier"}
+    assert declared == set(BenchmarkSettings.model_fields)
+    settings = run_settings(load_profile(DEFAULT_PROFILE))
+    assert settings.benchmark.model_dump() == {
+        k: (tuple(v) if isinstance(v, list) else v)
+        for k, v in notebook_parameters(load_profile(DEFAULT_PROFILE), "04_benchmark", declared).items()
+    }
+    assert run_settings(load_profile(PARAMS_DIR / "quick.yaml")).benchmark.windows == 3
+
+
+def test_a_misspelt_or_ill_typed_setting_is_a_message_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "typo.yaml").write_text("notebooks:\n  04_benchmark:\n    window: 7\n")
+    with pytest.raises(ProfileError, match="window"):
+        run_settings(load_profile(tmp_path / "typo.yaml"))
+    (tmp_path / "type.yaml").write_text("capacity_rounds: many\n")
+    with pytest.raises(ProfileError, match="capacity_rounds"):
+        run_settings(load_profile(tmp_path / "type.yaml"))

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from servebench.results.files import read_summary
 from servebench.servers import start_server, stop_server
 
 from .conftest import ROOT
@@ -23,9 +24,9 @@ SERVER = "fastapi"
 MODEL = "pytorch_onnx"
 
 
-def orchestrate(*args: str) -> subprocess.CompletedProcess[str]:
+def run_all(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "servebench.orchestrate", "--quick", "--skip-train", "--models", MODEL, *args],
+        [sys.executable, "-m", "servebench.cli", "--quick", "--skip-train", "--models", MODEL, *args],
         capture_output=True,
         text=True,
         timeout=900,
@@ -46,13 +47,13 @@ def test_target_attaches_to_a_running_server(
     info = start_server(SERVER, server_out)
     try:
         out = outputs_with_models(artifacts, tmp_path / "out")
-        run = orchestrate("--target", f"{SERVER}={info['base_url']}", "--out", str(out))
+        run = run_all("--target", f"{SERVER}={info['base_url']}", "--out", str(out))
     finally:
         stop_server(SERVER, server_out)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     (record,) = json.loads((out / "results" / "runs.json").read_text())
     assert record["status"] == "ok" and record["target"] == info["base_url"]
-    summary = json.loads((out / "results" / f"{SERVER}__{MODEL}.summary.json").read_text())
+    summary = read_summary(out / "results" / f"{SERVER}__{MODEL}.observations.json")
     assert summary["parity"]["ok"] and summary["native"]["predict"]["p50"]["windows"] >= 1
     held = {s["offered_rate"] for s in summary["ladder"] if s.get("held")}
     assert summary["capacity"]["rate"] == max(held, default=0.0)
@@ -64,7 +65,7 @@ def test_compare_two_quick_runs(artifacts: dict[str, Any], tmp_path: Path) -> No
     first = outputs_with_models(artifacts, tmp_path / "first")
     second = outputs_with_models(artifacts, tmp_path / "second")
     for out, extra in ((first, []), (second, ["--compare", str(first)])):
-        run = orchestrate("--frameworks", SERVER, "--out", str(out), *extra)
+        run = run_all("--frameworks", SERVER, "--out", str(out), *extra)
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     html = (second / "report.html").read_text()
     assert f"Compared with {first}" in html and "native p50 (ms)" in html

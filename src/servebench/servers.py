@@ -1,25 +1,22 @@
-"""Starting and stopping servers from Python, through servers/start.sh and servers/stop.sh: each
-server then runs outside this process, as it does when started by hand."""
+"""Starting and stopping servers from Python, in-process through servebench.launch (what
+servers/start.sh and servers/stop.sh run too): each server runs in a session of its own, outside
+this process, as it does when started by hand, and the launcher's record comes back as a value."""
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from servebench import launch
 from servebench.launch import alive, log_tail
-from servebench.paths import PROJECT_ROOT
-
-SCRIPTS = PROJECT_ROOT / "servers"
+from servebench.registry import RegistryError
 
 
 class ServerError(Exception):
-    """A server that would not start, with the script's explanation."""
+    """A server that would not start, with the launcher's explanation."""
 
 
 def free_port() -> int:
@@ -28,23 +25,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _script(name: str, *args: str, out: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SERVEBENCH_OUT": str(out)}
-    return subprocess.run([str(SCRIPTS / name), *args], env=env, capture_output=True, text=True, check=False)
-
-
 def start_server(framework: str, out: Path, port: int | None = None) -> dict[str, Any]:
-    """Start `framework`; returns start.sh's record (pid, host, port, cpus, startup_seconds, log)."""
-    started = _script("start.sh", framework, str(port or free_port()), out=out)
-    if started.returncode != 0:
-        raise ServerError(f"{framework} did not start: {started.stderr.strip()}")
-    info: dict[str, Any] = json.loads((out / "run" / f"{framework}.json").read_text())
-    info["base_url"] = f"http://{info['host']}:{info['port']}"
-    return info
+    """Start `framework`; returns the launcher's record (pid, host, port, cpus, startup_seconds,
+    log) with its base_url."""
+    try:
+        info = launch.start(framework, port or free_port(), out)
+    except (launch.LaunchError, RegistryError) as exc:
+        raise ServerError(f"{framework} did not start: {exc}") from None
+    host = f"[{info['host']}]" if ":" in str(info["host"]) else info["host"]
+    return {**info, "base_url": f"http://{host}:{info['port']}"}
 
 
 def stop_server(framework: str, out: Path) -> None:
-    _script("stop.sh", framework, out=out)
+    launch.stop(framework, out)
 
 
 @contextmanager

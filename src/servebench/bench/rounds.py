@@ -1,49 +1,41 @@
-"""Single-request windows in rounds across every endpoint of a run.
+"""Measurements in rounds across every endpoint of a run.
 
-Measuring one endpoint's windows back to back and then the next endpoint's lets the machine's
-drift (a neighbour's load on a shared host, over minutes) fall on some endpoints and not others,
-and a ratio between two stacks then carries it. In rounds, each round starts every server once
-and gives each of its endpoints its share of windows; the benchmark itself is the last round.
-So every endpoint is sampled across the whole run, from several starts of its server, and drift
-hits all of them alike. The windows of the earlier rounds are kept per endpoint
-(`<key>.windows.json` in the results) for the benchmark notebook to add its own to."""
+Measuring one endpoint back to back and then the next lets the machine's drift (a neighbour's load
+on a shared host, over minutes) fall on some endpoints and not others, and a ratio between two
+stacks then carries it. In rounds, each round starts every server once and measures each of its
+endpoints in turn, so every endpoint is sampled across the whole run, from several starts of its
+server, and drift hits all of them alike.
+
+- Single-request rounds, before the benchmark: each gives every endpoint its share of windows
+  (`<key>.windows.json` in the results); the benchmark adds its own as the last round.
+- Capacity rounds, after it: each searches every endpoint's capacity again, from the ladder's, as
+  far up or down as the server holds; the searches are added to the endpoint's observations and
+  the capacity reported is derived from the ladder's and theirs (servebench.results.derive).
+
+Both measure through servebench.bench.endpoint.benchmark_endpoint, as the benchmark does."""
 
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from servebench.bench.client import check_parity, payloads, read_reference
-from servebench.bench.cpus import client_cpus
-from servebench.bench.measure import Windows, native_windows, windows_per_round
-from servebench.bench.oha import Run, run_oha, write_bodies
+from servebench.bench.endpoint import EndpointResult, Plan, Requests, Runner, benchmark_endpoint, validation_requests
+from servebench.bench.oha import run_oha
+from servebench.bench.target import running_target
 from servebench.config import Combination
+from servebench.results import derive
+from servebench.results import files as result_files
+from servebench.results.derive import Windows
 from servebench.servers import ServerError
+from servebench.settings import RunSettings
 
 ServerFor = Callable[[str], AbstractContextManager[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class RoundSettings:
-    """From the benchmark notebook's parameters, so that the rounds measure what it measures."""
-
-    rounds: int
-    windows: int
-    window_s: float
-    warmup: int
-    parity_tolerance: float
-
-    @property
-    def earlier_rounds(self) -> int:
-        """Rounds before the benchmark's own: none unless there are windows to share out."""
-        return max(0, min(self.rounds, self.windows) - 1)
+Say = Callable[[str], None]
 
 
 def windows_path(results: Path, combo: Combination) -> Path:
@@ -59,7 +51,7 @@ def each_server(
     combos: list[Combination],
     server_for: ServerFor,
     visit: Callable[[Combination, dict[str, Any]], bool],
-    say: Callable[[str], None] = print,
+    say: Say = print,
 ) -> set[str]:
     """One round: every server of `combos` started once (`server_for`), each of its endpoints
     visited in turn. Returns the endpoints to leave out of later rounds: those `visit` turned
@@ -76,91 +68,121 @@ def each_server(
     return dropped
 
 
-@contextmanager
-def validation_bodies(models: Path) -> Iterator[tuple[list[dict[str, Any]], Path]]:
-    """The validation rows and a file of request bodies drawn from them, as the benchmark sends."""
-    rows = read_reference(models / "reference.jsonl")
-    with tempfile.TemporaryDirectory(prefix="servebench-rounds-") as tmp:
-        yield rows, write_bodies(Path(tmp) / "bodies.jsonl", payloads(rows))
-
-
-def measure_rounds(
+def in_rounds(
     combos: list[Combination],
-    settings: RoundSettings,
+    rounds: int,
+    title: str,
     server_for: ServerFor,
-    endpoint: Callable[[Combination, dict[str, Any], bool], Windows | None],
-    say: Callable[[str], None] = print,
-) -> dict[str, Windows]:
-    """The earlier rounds: each starts every server once (`server_for`) and measures each of its
-    endpoints (`endpoint(combo, server, first)` → windows, or None to leave the endpoint out of
-    later rounds: it failed parity or a window). A server that does not start is left out too;
-    the benchmark itself reports it."""
-    kept: dict[str, Windows] = {}
+    visit: Callable[[Combination, dict[str, Any], int], bool],
+    say: Say = print,
+) -> set[str]:
+    """`rounds` rounds of `visit(combo, server, round)`; an endpoint turned down (or whose server
+    did not start) is left out of the later ones. Returns the endpoints left out."""
     dropped: set[str] = set()
-    for r in range(settings.earlier_rounds):
-        say(f"== single-request round {r + 1}/{settings.earlier_rounds + 1} across every endpoint")
-
-        def visit(combo: Combination, server: dict[str, Any], first: bool = r == 0, rnd: int = r) -> bool:
-            got = endpoint(combo, server, first)
-            if got is not None:
-                into = kept.setdefault(combo.key, {"predict": [], "health": []})
-                for part, runs in got.items():
-                    into[part].extend({**w, "round": rnd} for w in runs)
-            return got is not None
-
-        dropped |= each_server([c for c in combos if c.key not in dropped], server_for, visit, say)
-        for key in dropped:
-            kept.pop(key, None)
-    return kept
+    for r in range(rounds):
+        say(f"== {title} round {r + 1}/{rounds} across every endpoint")
+        todo = [c for c in combos if c.key not in dropped]
+        dropped |= each_server(todo, server_for, lambda combo, server, r=r: visit(combo, server, r), say)
+    return dropped
 
 
-def native_rounds(
+def single_request_rounds(
     combos: list[Combination],
-    settings: RoundSettings,
+    settings: RunSettings,
     models: Path,
     results: Path,
     server_for: ServerFor,
-    say: Callable[[str], None] = print,
-    runner: Callable[..., dict[str, Any]] = run_oha,
+    say: Say = print,
+    runner: Runner = run_oha,
 ) -> dict[str, Path]:
-    """The earlier rounds against real servers; returns each endpoint's windows file."""
+    """The rounds before the benchmark; returns each endpoint's windows file."""
     if settings.earlier_rounds == 0 or not combos:
         return {}
-    per_round = windows_per_round(settings.windows, settings.rounds)
-    with validation_bodies(models) as (rows, bodies), httpx.Client(timeout=30.0) as client:
+    kept: dict[str, Windows] = {}
+    with validation_requests(models) as requests:
 
-        def endpoint(combo: Combination, server: dict[str, Any], first: bool) -> Windows | None:
-            base = str(server["base_url"]).rstrip("/")
-            predict_url, health_url = f"{base}/predict/{combo.model}", f"{base}/health"
-            cpus = client_cpus(str(server.get("cpus") or "") or None)
-            try:
-                # Nothing is timed before the endpoint is shown to answer correctly.
-                if first and not check_parity(client, predict_url, combo.model, rows, settings.parity_tolerance)["ok"]:
+        def visit(combo: Combination, server: dict[str, Any], r: int) -> bool:
+            plan = Plan(parity=r == 0, windows=settings.windows_per_round)
+            got = _measure(combo, server, settings, requests, plan, say, runner, round_=r)
+            if got is None or not got.correct:
+                if got is not None:
                     say(f"   {combo.key}: not the native model's answers; the benchmark reports it")
-                    return None
-                native_windows(
-                    Run(predict_url, requests=settings.warmup, bodies=bodies),
-                    Run(health_url, requests=settings.warmup),
-                    1,
-                    cpus,
-                    runner,
-                )
-                return native_windows(
-                    Run(predict_url, duration_s=settings.window_s, bodies=bodies),
-                    Run(health_url, duration_s=settings.window_s),
-                    per_round,
-                    cpus,
-                    runner,
-                )
-            except (RuntimeError, OSError, httpx.HTTPError) as exc:
-                say(f"   {combo.key}: {exc}; the benchmark measures it alone")
-                return None
+                kept.pop(combo.key, None)
+                return False
+            into = kept.setdefault(combo.key, {"predict": [], "health": []})
+            for part, runs in got.windows.items():
+                into[part].extend(runs)
+            return True
 
-        kept = measure_rounds(combos, settings, server_for, endpoint, say)
+        dropped = in_rounds(combos, settings.earlier_rounds, "single-request", server_for, visit, say)
     written = {}
     for combo in combos:
-        if combo.key in kept:
+        if combo.key in kept and combo.key not in dropped:
             path = windows_path(results, combo)
             path.write_text(json.dumps(kept[combo.key]) + "\n")
             written[combo.key] = path
     return written
+
+
+def capacity_rounds(
+    combos: list[Combination],
+    settings: RunSettings,
+    models: Path,
+    results: Path,
+    server_for: ServerFor,
+    say: Say = print,
+    runner: Runner = run_oha,
+) -> list[str]:
+    """The rounds after the benchmark: each endpoint whose ladder ended inside it gets a search a
+    round, added to its observations once every round has one. Returns the keys updated."""
+    observed = {
+        c.key: result_files.read_observations(path)
+        for c in combos
+        if (path := result_files.observations_path(results, c.key)).is_file()
+    }
+    ladder = {key: derive.endpoint_capacity(obs) for key, obs in observed.items() if obs.get("status") == "ok"}
+    todo = [c for c in combos if c.key in ladder and derive.searchable(ladder[c.key])]
+    if settings.capacity_rounds <= 0 or not todo:
+        return []
+    found: dict[str, list[dict[str, Any]]] = {c.key: [] for c in todo}
+    with validation_requests(models) as requests:
+
+        def visit(combo: Combination, server: dict[str, Any], _r: int) -> bool:
+            plan = Plan(parity=False, search_from=float(ladder[combo.key]["rate"]))
+            got = _measure(combo, server, settings, requests, plan, say, runner)
+            if got is None:
+                return False
+            found[combo.key].extend(got.searches)
+            return True
+
+        dropped = in_rounds(todo, settings.capacity_rounds, "capacity", server_for, visit, say)
+    updated = []
+    for combo in todo:
+        # Only complete sets: an endpoint whose server stopped starting keeps its ladder's figure.
+        if combo.key in dropped or len(found[combo.key]) < settings.capacity_rounds:
+            continue
+        observations = observed[combo.key]
+        observations["searches"] = [*observations.get("searches", []), *found[combo.key]]
+        result_files.write(results, combo.key, observations)
+        updated.append(combo.key)
+    return updated
+
+
+def _measure(
+    combo: Combination,
+    server: dict[str, Any],
+    settings: RunSettings,
+    requests: Requests,
+    plan: Plan,
+    say: Say,
+    runner: Runner,
+    round_: int | None = None,
+) -> EndpointResult | None:
+    """One endpoint's part of a round; None (said why) when the generator or the transport failed:
+    the benchmark then measures it alone."""
+    target = running_target(combo.framework, combo.model, server)
+    try:
+        return benchmark_endpoint(target, settings.benchmark, requests, plan, round_=round_, runner=runner)
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        say(f"   {combo.key}: {exc}; left out of the later rounds")
+        return None

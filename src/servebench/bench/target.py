@@ -83,6 +83,14 @@ def attach_or_start(
     return Target(framework, model, base_url.rstrip("/"), server_pid, startup_seconds, server_cpus or None, cpus)
 
 
+def running_target(framework: str, model: str, server: dict[str, Any]) -> Target:
+    """The endpoint of a server the run started (or attached to): its launcher's record."""
+    pid = int(server["pid"]) if server.get("pid") else None
+    startup = float(server["startup_seconds"]) if server.get("startup_seconds") is not None else None
+    cpus = str(server.get("cpus") or "") or None
+    return Target(framework, model, str(server["base_url"]).rstrip("/"), pid, startup, cpus, client_cpus(cpus))
+
+
 def pinning(target: Target) -> str:
     if target.client_cpus is None:
         return "client not pinned (fewer than two cores, or the server's cores unknown)"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from servebench.bench import results as result_files
 from servebench.config import Matrix
 from servebench.paths import metrics_dir, results_dir
 from servebench.registry import GROUPS
+from servebench.results import files as result_files
 
 
 @dataclass

@@ -1,0 +1,201 @@
+"""Benchmarking one endpoint: the one function that measures, used by notebook 04, the
+single-request rounds and the capacity rounds alike. It returns raw observations; the figures
+(medians, intervals, capacity) are derived from them by servebench.results.derive.
+
+An endpoint is measured in this order, each part as the plan asks: parity first (nothing is timed
+that does not answer as the native model does), then single-request windows from oha (predict,
+each followed by /health, the transport's floor), the open-loop ladder or a capacity search, the
+closed loop, the original write-up's Python client, and the server's cost."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from servebench.bench.client import check_parity, payloads, read_reference, sequential
+from servebench.bench.ladder import closed_loop_native, run_ladder, search_capacity
+from servebench.bench.oha import Run, run_oha, write_bodies
+from servebench.bench.resources import cpu_seconds, peak_rss_bytes, rss_bytes
+from servebench.bench.target import Target, on_client_cores, pinning
+from servebench.results import derive
+from servebench.results.derive import Windows
+from servebench.settings import BenchmarkSettings
+
+Runner = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The validation rows (with the native model's answers), their request bodies, and a file
+    of those bodies for oha."""
+
+    rows: list[dict[str, Any]]
+    bodies: list[bytes]
+    body_file: Path
+
+
+@contextmanager
+def validation_requests(models: Path) -> Iterator[Requests]:
+    rows = read_reference(models / "reference.jsonl")
+    bodies = payloads(rows)
+    with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
+        yield Requests(rows, bodies, write_bodies(Path(tmp) / "bodies.jsonl", bodies))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What of an endpoint to measure."""
+
+    parity: bool = True
+    windows: int = 0
+    ladder: bool = False
+    search_from: float | None = None
+    closed_loop: bool = False
+    python_client: bool = False
+    cost: bool = False
+
+    @classmethod
+    def benchmark(cls, windows: int) -> Plan:
+        """Everything, with `windows` single-request windows."""
+        return cls(windows=windows, ladder=True, closed_loop=True, python_client=True, cost=True)
+
+
+@dataclass
+class EndpointResult:
+    """Raw observations of one endpoint (servebench.results.files says what each holds)."""
+
+    framework: str
+    model: str
+    status: str = "ok"
+    reason: str = ""
+    parity: dict[str, Any] = field(default_factory=dict)
+    windows: Windows = field(default_factory=lambda: {"predict": [], "health": []})
+    ladder: list[dict[str, Any]] = field(default_factory=list)
+    searches: list[dict[str, Any]] = field(default_factory=list)
+    load: list[dict[str, Any]] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    sequential: pd.DataFrame | None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.status != "incorrect"
+
+    def observations(self) -> dict[str, Any]:
+        """What is stored as KEY.observations.json (the sequential requests go to a parquet)."""
+        return {k: v for k, v in self.__dict__.items() if k != "sequential"}
+
+    def summary(self) -> dict[str, Any]:
+        """The observations with their derived figures, as the report reads them."""
+        return derive.summary(self.observations(), self.sequential)
+
+
+def native_windows(predict: Run, health: Run, windows: int, cpus: str | None, runner: Runner = run_oha) -> Windows:
+    """One connection, sequential: `windows` windows of predict, each followed by one of /health,
+    so that drift hits both alike. oha's summary of each window, by part."""
+    parts: Windows = {"predict": [], "health": []}
+    for _ in range(windows):
+        parts["predict"].append(runner(predict, cpus))
+        parts["health"].append(runner(health, cpus))
+    return parts
+
+
+def benchmark_endpoint(
+    target: Target,
+    settings: BenchmarkSettings,
+    requests: Requests,
+    plan: Plan,
+    *,
+    earlier: Windows | None = None,
+    round_: int | None = None,
+    runner: Runner = run_oha,
+) -> EndpointResult:
+    """Measure `plan` of the endpoint at `target`. Windows are marked with `round_` (by default the
+    round after the `earlier` windows', which they are kept after); a parity failure ends the
+    measurement with status "incorrect". Errors of the generator or the transport propagate."""
+    result = EndpointResult(
+        target.framework,
+        target.model,
+        settings={
+            **settings.model_dump(),
+            "ladder_rates": settings.ladder_rates,
+            "pinning": pinning(target),
+            "local": target.local,
+            "windows_earlier": len((earlier or {}).get("predict", [])),
+        },
+    )
+    cpus = target.client_cpus
+    if plan.parity:
+        with on_client_cores(target), httpx.Client(timeout=30.0) as client:
+            result.parity = parity = check_parity(
+                client, target.predict_url, target.model, requests.rows, settings.parity_tolerance
+            )
+        if not parity["ok"]:
+            result.status = "incorrect"
+            result.reason = (
+                f"largest difference {parity['max_abs_diff']:.3g} (tolerance {settings.parity_tolerance:g}), "
+                f"{parity['label_mismatches']} label mismatches, {parity['errors']} errors {parity['first_error']}"
+            )
+            return result
+    if plan.windows > 0:
+        body = requests.body_file
+        warm = settings.native_warmup
+        native_windows(
+            Run(target.predict_url, requests=warm, bodies=body), Run(target.health_url, requests=warm), 1, cpus, runner
+        )
+        here = native_windows(
+            Run(target.predict_url, duration_s=settings.native_window_s, bodies=body),
+            Run(target.health_url, duration_s=settings.native_window_s),
+            plan.windows,
+            cpus,
+            runner,
+        )
+        before = earlier or {"predict": [], "health": []}
+        mark = (
+            round_ if round_ is not None else 1 + max((int(w.get("round", 0)) for w in before["predict"]), default=-1)
+        )
+        result.windows = {part: [*before[part], *({**w, "round": mark} for w in here[part])] for part in here}
+    step = (settings.ladder_step_s, settings.slo_p99_ms, settings.open_loop_connections, cpus, target.pid)
+    if plan.ladder:
+        result.ladder = run_ladder(
+            target.predict_url, requests.body_file, settings.ladder_rates, *step, settings.ladder_refine, runner
+        )
+    if plan.search_from is not None:
+        result.searches.append(
+            search_capacity(
+                target.predict_url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner
+            )
+        )
+    if plan.closed_loop:
+        result.load = closed_loop_native(
+            target.predict_url, requests.body_file, list(settings.concurrency), settings.load_duration_s, cpus, runner
+        )
+    cpu_used = None
+    if plan.python_client:
+        with on_client_cores(target), httpx.Client(timeout=30.0) as client:
+            before_cpu = cpu_seconds(target.pid) if target.pid else None
+            predict = sequential(client, target.predict_url, requests.bodies, settings.n_requests, settings.warmup)
+            cpu_used = cpu_seconds(target.pid) - before_cpu if target.pid and before_cpu is not None else None
+            health = sequential(client, target.health_url, None, settings.n_requests, settings.warmup)
+        result.sequential = pd.concat(
+            [predict.assign(phase="predict"), health.assign(phase="health")], ignore_index=True
+        )
+    if plan.cost:
+        pid = target.pid
+        result.cost = {
+            "measured": target.local,
+            "peak_rss_mb": peak_rss_bytes(pid) / 2**20 if pid else None,
+            "rss_after_mb": rss_bytes(pid) / 2**20 if pid else None,
+            "cpu_s_sequential": cpu_used,
+            "sequential_requests": settings.n_requests + settings.warmup if plan.python_client else None,
+            "startup_s": target.startup_seconds,
+        }
+    return result

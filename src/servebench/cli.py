@@ -1,0 +1,152 @@
+"""./run_all.sh's command line: what to run (the matrix, the profile, targets, the outputs folder),
+checked before anything starts, then the run (servebench.run) with signals turned into a clean
+stop. Exit codes: 0 every endpoint passed, 1 something failed, 2 the command line is wrong,
+130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from servebench.bench.idle import shallow_idle
+from servebench.config import PARAMS_DIR, Combination, Matrix, ProfileError, load_profile
+from servebench.notebooks import StepFailed
+from servebench.paths import out_dir, results_dir
+from servebench.run import (
+    benchmark,
+    generator_check,
+    missing_models,
+    report,
+    say,
+    soak,
+    target_combinations,
+    train,
+)
+from servebench.settings import run_settings
+
+
+def parse_targets(specs: list[str]) -> dict[str, str]:
+    """`--target ID=URL` (repeatable, or comma-separated): server id → base URL."""
+    targets: dict[str, str] = {}
+    for spec in [part for item in specs for part in item.split(",") if part.strip()]:
+        name, sep, url = spec.partition("=")
+        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"--target wants ID=URL, e.g. rust-ort=http://10.0.0.5:8000, not {spec!r}")
+        targets[name.strip()] = url.strip().rstrip("/")
+    return targets
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    """The first SIGINT or SIGTERM stops the run; any that follow (run_all.sh relays a SIGTERM
+    after Ctrl-C's SIGINT) are ignored, so that the clean-up (the notebook's kernel shutting down,
+    the servers stopping) is not itself interrupted into a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The notebook's kernel goes down with the run: what the notebook client and asyncio say
+    # about that ("Kernel died", "Task exception was never retrieved") reads like a crash.
+    for name in ("asyncio", "traitlets", "papermill", "nbclient"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_all.sh", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts and short durations (params/quick.yaml)")
+    parser.add_argument("--profile", type=Path, help="a parameter profile (default params/default.yaml)")
+    parser.add_argument(
+        "--frameworks", help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev only when named)"
+    )
+    parser.add_argument("--models", help="comma-separated subset, e.g. pytorch_onnx,lightgbm_onnx")
+    parser.add_argument("--out", help="outputs folder (default outputs/)")
+    parser.add_argument("--soak", action="store_true", help="also run the long load test on every server")
+    parser.add_argument("--skip-train", action="store_true", help="reuse the models already in the outputs folder")
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="benchmark a server already running at URL instead of starting servers (repeatable); "
+        "its process-level cost is not measured",
+    )
+    parser.add_argument(
+        "--compare", type=Path, metavar="OTHER_OUTPUTS", help="add a section comparing this run with an earlier one"
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+
+    profile_path = args.profile or PARAMS_DIR / ("quick.yaml" if args.quick else "default.yaml")
+    try:
+        profile = load_profile(profile_path)
+        settings = run_settings(profile)
+    except ProfileError as exc:
+        parser.error(str(exc))
+    out = out_dir(args.out)
+    os.environ["SERVEBENCH_OUT"] = str(out)
+    matrix = Matrix.load()
+    split = lambda text: [s.strip() for s in text.split(",") if s.strip()] if text else None  # noqa: E731
+    try:
+        targets = parse_targets(args.target)
+        if targets and args.frameworks:
+            raise ValueError("--target and --frameworks do not go together: the targets are the servers")
+        combos = [] if targets else matrix.combinations(split(args.frameworks), split(args.models))
+        if args.models:
+            matrix.combinations(None, split(args.models))  # checks the names
+    except ValueError as exc:
+        say(f"run_all.sh: {exc}")
+        return 2
+    if args.compare is not None and not (args.compare / "results").is_dir():
+        say(f"run_all.sh: --compare {args.compare}: no results/ folder there (the outputs folder of an earlier run)")
+        return 2
+    if args.skip_train:
+        missing = missing_models(out, combos or [Combination("", m) for m in split(args.models) or matrix.models])
+        if missing:
+            say(
+                f"run_all.sh: --skip-train, but {out / 'models'} lacks {', '.join(missing)}; "
+                f"run once without --skip-train (with the same --out) to train and export the models"
+            )
+            return 2
+    try:
+        if not args.skip_train:
+            train(profile, out)
+        if targets:
+            combos = target_combinations(targets, matrix, split(args.models))
+            if not combos:
+                known = ", ".join(matrix.models)
+                raise StepFailed(f"the targets {', '.join(targets)} serve none of the models {known}")
+        say(f"servebench: profile {profile_path.name}, outputs in {out}, {len(combos)} combinations")
+        with shallow_idle(settings.hold_cpu_idle) as idle:
+            say(f"   CPU idle states: {idle}")
+            records = benchmark(profile, settings, out, combos, targets)
+            if any(r["status"] == "ok" for r in records):
+                generator_check(settings, out, targets)
+            if args.soak:
+                # The long load test is about servers, so without --frameworks it covers every one,
+                # flask-dev included.
+                soak(settings, out, split(args.frameworks) or list(matrix.frameworks))
+        html = report(profile, out, args.compare.resolve() if args.compare else None)
+    except StepFailed as exc:
+        say(f"run_all.sh: FAILED: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("run_all.sh: interrupted; servers stopped")
+        return 130
+    bad = [r for r in records if r["status"] != "ok"]
+    say(f"\nReport: {html}")
+    say(f"Models: {out / 'models'}  metrics: {out / 'metrics'}")
+    say(f"Results: {results_dir(out)}  executed notebooks: {out / 'notebooks'}")
+    if bad:
+        say(
+            f"{len(bad)} of {len(records)} combinations did not pass: "
+            + ", ".join(f"{r['framework']}×{r['model']} ({r['status']})" for r in bad)
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The run that ./run_all.sh starts once the environment exists: train → export → for each server,
+start it, benchmark each of its endpoints, stop it → report. One endpoint failing is recorded with
+its reason and the rest still runs; the caller's exit code says whether anything failed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from servebench.bench.rounds import capacity_rounds, single_request_rounds
+from servebench.config import Combination, Matrix
+from servebench.notebooks import StepFailed, profile_parameters, run_notebook
+from servebench.paths import results_dir
+from servebench.results import files as result_files
+from servebench.servers import ServerError, alive, log_tail, running_server
+from servebench.settings import RunSettings
+
+TRAIN_NOTEBOOKS = ("01_train_pytorch", "02_train_lightgbm", "03_export_onnx")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def train(profile: dict[str, Any], out: Path) -> None:
+    for i, name in enumerate(TRAIN_NOTEBOOKS, 1):
+        say(f"== [{i}/{len(TRAIN_NOTEBOOKS)}] {name}")
+        run_notebook(name, out, profile_parameters(profile, name, out))
+
+
+def missing_models(out: Path, combos: list[Combination]) -> list[str]:
+    """The model files the chosen combinations need that the outputs folder lacks."""
+    from servebench import registry
+
+    files = {m.name: m.file for m in registry.models()}
+    needed = ["preprocess.json", "reference.jsonl", *sorted({files[c.model] for c in combos if c.model in files})]
+    return [name for name in needed if not (out / "models" / name).is_file()]
+
+
+def target_combinations(targets: dict[str, str], matrix: Matrix, models: list[str] | None) -> list[Combination]:
+    """The models each running server says it serves (its /health), that the matrix knows."""
+    import httpx
+
+    combos = []
+    for name, url in targets.items():
+        try:
+            served = httpx.get(f"{url}/health", timeout=10).json().get("models", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise StepFailed(f"--target {name}: {url}/health did not answer: {exc}") from None
+        combos += [Combination(name, m) for m in served if m in matrix.models and (not models or m in models)]
+    return combos
+
+
+@contextmanager
+def attached_server(url: str) -> Iterator[dict[str, Any]]:
+    """A server running elsewhere: no pid, no cores, no start-up time; its cost is not measured."""
+    yield {"base_url": url, "pid": None, "startup_seconds": None, "cpus": "", "log": None}
+
+
+def benchmark_one(
+    combo: Combination, profile: dict[str, Any], out: Path, server: dict[str, Any], earlier: Path | None = None
+) -> dict[str, Any]:
+    """One model of a running server (started here, or elsewhere with --target); `earlier`: its
+    single-request windows from the rounds before."""
+    record: dict[str, Any] = {"framework": combo.framework, "model": combo.model}
+    if server["pid"] is None:
+        record["target"] = server["base_url"]
+    started = time.time()
+    try:
+        params = profile_parameters(profile, "04_benchmark", out)
+        params.update(
+            framework=combo.framework,
+            model=combo.model,
+            base_url=server["base_url"],
+            server_pid=int(server["pid"]) if server["pid"] else None,
+            startup_seconds=float(server["startup_seconds"]) if server["startup_seconds"] else None,
+            server_cpus=str(server["cpus"]) or None,
+            native_earlier=str(earlier) if earlier else None,
+        )
+        failure = None
+        try:
+            run_notebook("04_benchmark", out, params, suffix=f"__{combo.key}")
+        except StepFailed as exc:
+            failure = str(exc)
+        # A server that died is a failed run, whatever the notebook made of its silence.
+        if server["pid"] and not alive(int(server["pid"])):
+            raise StepFailed("the server died during the benchmark; its log ends:\n" + log_tail(server["log"]))
+        summary_path = result_files.observations_path(results_dir(out), combo.key)
+        summary = result_files.read_observations(summary_path) if summary_path.is_file() else {}
+        if summary.get("status") == "incorrect":
+            record.update(status="incorrect", reason=summary.get("reason", ""))
+        elif failure:
+            tail = log_tail(server["log"]) if server["log"] else "(a server running elsewhere: no log here)"
+            raise StepFailed(failure + "\n  server log tail:\n" + tail)
+        else:
+            record.update(status=summary.get("status", "ok"), reason=summary.get("reason", ""))
+    except StepFailed as exc:
+        record.update(status="failed", reason=str(exc))
+    record["seconds"] = round(time.time() - started, 1)
+    return record
+
+
+def benchmark(
+    profile: dict[str, Any],
+    settings: RunSettings,
+    out: Path,
+    combos: list[Combination],
+    targets: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Each server is started once for all the models it is to be measured with (they are all
+    loaded at start-up anyway), and again only if it dies; one that cannot start fails its
+    remaining models with the reason. With `native_rounds` in the profile, the single-request
+    windows are first measured in rounds across every endpoint (servebench.bench.rounds), and
+    this pass is the last round."""
+    runs_path = results_dir(out) / "runs.json"
+    runs_path.parent.mkdir(parents=True, exist_ok=True)
+    # Every result of an earlier run goes: the report must never show an endpoint this run did
+    # not measure (or measured as INCORRECT) with an earlier run's figures.
+    for pattern in (
+        "*.observations.json",
+        "*.summary.json",
+        "*.sequential.parquet",
+        "*.load.parquet",
+        "*.windows.json",
+        "generator.json",
+    ):
+        for stale in results_dir(out).glob(pattern):
+            stale.unlink()
+    records: list[dict[str, Any]] = []
+    targets = targets or {}
+
+    def server_for(framework: str) -> AbstractContextManager[dict[str, Any]]:
+        url = targets.get(framework)
+        return attached_server(url) if url else running_server(framework, out)
+
+    earlier: dict[str, Path] = {}
+    if settings.earlier_rounds > 0:
+        earlier = single_request_rounds(combos, settings, out / "models", results_dir(out), server_for, say)
+
+    def done(record: dict[str, Any]) -> None:
+        records.append(record)
+        runs_path.write_text(json.dumps(records, indent=2) + "\n")
+        mark = {"ok": "ok", "incorrect": "INCORRECT", "failed": "FAILED"}[record["status"]]
+        say(f"   {mark} in {record['seconds']}s" + (f": {record['reason']}" if record["reason"] else ""))
+
+    def announce(combo: Combination) -> None:
+        i = len(records) + 1
+        where = f" at {targets[combo.framework]}" if combo.framework in targets else ""
+        say(
+            f"== [{i}/{len(combos)}] benchmark {combo.framework} × {combo.model}{where}"
+            f" ({len(combos) - i} left after this)"
+        )
+
+    for framework in dict.fromkeys(c.framework for c in combos):
+        pending = [c for c in combos if c.framework == framework]
+        while pending:
+            started = time.time()
+            try:
+                with server_for(framework) as server:
+                    while pending:
+                        combo = pending.pop(0)
+                        announce(combo)
+                        done(benchmark_one(combo, profile, out, server, earlier.get(combo.key)))
+                        if server["pid"] and not alive(int(server["pid"])):
+                            break  # the next model gets a fresh server
+            except ServerError as exc:
+                seconds = round(time.time() - started, 1)
+                for combo in pending:
+                    announce(combo)
+                    done(
+                        {
+                            "framework": framework,
+                            "model": combo.model,
+                            "status": "failed",
+                            "reason": str(exc),
+                            "seconds": seconds,
+                        }
+                    )
+                pending = []
+    if settings.capacity_rounds > 0:
+        capacity_rounds(combos, settings, out / "models", results_dir(out), server_for, say)
+    return records
+
+
+def soak(settings: RunSettings, out: Path, frameworks: list[str]) -> None:
+    from servebench.bench.soak import run_soak
+
+    results = []
+    for i, framework in enumerate(frameworks, 1):
+        level, seconds = settings.soak.concurrency, settings.soak.duration_s
+        say(f"== [{i}/{len(frameworks)}] soak {framework}: concurrency {level} for {seconds}s")
+        try:
+            with running_server(framework, out) as server:
+                reference = out / "models" / "reference.jsonl"
+                results.append(run_soak(framework, server, level, seconds, reference))
+        except ServerError as exc:
+            results.append({"framework": framework, "status": "failed", "reason": str(exc)})
+        say(f"   {results[-1].get('status')}")
+    path = results_dir(out) / "soak.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def generator_check(settings: RunSettings, out: Path, targets: dict[str, str]) -> None:
+    """The load generator against /health of the server with the highest closed-loop peak, at
+    multiples of that peak (results/generator.json); a failure here is reported, not fatal."""
+    from servebench.bench.cpus import client_cpus
+    from servebench.bench.generators import self_measurement
+
+    peaks = [
+        (max((x.get("achieved_rate", 0.0) for x in s.get("load", [])), default=0.0), s["framework"])
+        for s in result_files.read_summaries(results_dir(out))
+        if s["status"] == "ok"
+    ]
+    if not peaks or max(peaks)[0] <= 0:
+        return
+    peak, framework = max(peaks)
+    multiples, step_s = list(settings.generator.rate_multiples), settings.generator.step_s
+    say(f"== load generator self-measurement: /health of {framework} at {multiples} × {peak:,.0f} req/s")
+    path = results_dir(out) / "generator.json"
+    try:
+        if framework in targets:
+            doc = self_measurement(f"{targets[framework]}/health", framework, peak, multiples, step_s, None)
+        else:
+            with running_server(framework, out) as server:
+                cpus = client_cpus(str(server.get("cpus") or "") or None)
+                doc = self_measurement(f"{server['base_url']}/health", framework, peak, multiples, step_s, cpus)
+    except (ServerError, RuntimeError, OSError) as exc:
+        doc = {"framework": framework, "peak": peak, "rows": [], "error": str(exc)}
+        say(f"   could not measure: {exc}")
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def report(profile: dict[str, Any], out: Path, compare: Path | None = None) -> Path:
+    say("== report: 05_report → report.html")
+    params = profile_parameters(profile, "05_report", out)
+    if compare is not None:
+        params["compare_dir"] = str(compare)
+    executed = run_notebook("05_report", out, params)
+    html = out / "report.html"
+    from servebench.report.html import notebook_to_html
+
+    notebook_to_html(executed, html)
+    return html
