@@ -1,11 +1,13 @@
 """The report from synthetic results: the headline figures, ranks with ties, honest digits, the
 ladder's capacity, the summary's few sentences, charts that take only correct endpoints, the
-comparison of two runs, and a report that still renders when every combination failed."""
+comparison of two runs, a report that still renders when every combination failed, and the
+registry of metrics every table, chart and sentence takes its headings and directions from."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from servebench.config import Matrix
 from servebench.registry import ServerSpec
 from servebench.report import figures, headline, tables
 from servebench.report.data import load
+from servebench.report.metrics import HEADLINE, PYTHON_CLIENT, Metric, best_first
 from servebench.report.narrative import MAX_SENTENCES, summary_lines
 from servebench.results import files as results
 from servebench.results.derive import capacity, median_interval, native_summary, window_stats
@@ -209,7 +212,7 @@ def test_digits_follow_the_spread() -> None:
 
 def test_ranks_share_a_place_when_intervals_overlap() -> None:
     assert headline.ranks([1.0, 1.05, 2.0], [0.9, 1.0, 1.9], [1.1, 1.1, 2.1]) == [1, 1, 3]
-    assert headline.ranks([10.0, 30.0, 20.0], [math.nan] * 3, [math.nan] * 3, higher_is_better=True) == [3, 1, 2]
+    assert headline.ranks([10.0, 30.0, 20.0], [math.nan] * 3, [math.nan] * 3, better="higher") == [3, 1, 2]
 
 
 def test_summary_table_groups_stacks_and_flags_the_transport_limit(tmp_path: Path) -> None:
@@ -296,15 +299,15 @@ def test_compare_gives_ratios_endpoint_by_endpoint(tmp_path: Path) -> None:
     before = load(outputs(tmp_path / "before", [summary("a", "m1", 0.25, 500)]), MATRIX)
     table = tables.compare_table(now, before)
     assert len(table) == 1  # only the endpoint both runs measured
-    assert table["native p50 (ms): ratio"].iloc[0] == pytest.approx(2.0)
-    assert table["capacity (req/s): ratio"].iloc[0] == pytest.approx(2.0)
+    assert table["p50: ratio"].iloc[0] == pytest.approx(2.0)
+    assert table["Capacity: ratio"].iloc[0] == pytest.approx(2.0)
 
 
 def test_a_target_elsewhere_shows_cost_as_not_measured(tmp_path: Path) -> None:
     remote = summary("c", "m1", 0.2, 4000, cost={"measured": False, "startup_s": None})
     data = load(outputs(tmp_path, [remote]), MATRIX)
     cost = tables.cost_table(data)
-    assert cost["Note"].iloc[0].startswith("not measured") and pd.isna(cost["Peak RSS (MiB)"].iloc[0])
+    assert cost["Note"].iloc[0].startswith("not measured") and cost["Peak MiB"].iloc[0] == "—"
     assert "cost not measured" in tables.summary_table(data)["Note"].iloc[0]
 
 
@@ -400,8 +403,8 @@ def test_a_stack_on_another_server_layer_is_set_against_its_baseline(tmp_path: P
     table = tables.layer_table(load(outputs(tmp_path, docs), matrix))
     assert list(table.index) == [("Stack c", "Stack a", "Model one")]  # m2 has no baseline to compare with
     row = table.iloc[0]
-    assert row["native p50 ×"] == pytest.approx(2.0, rel=0.01)
-    assert row["capacity ×"] < 1 and row["p50 Δ (ms)"] == pytest.approx(0.5, rel=0.01)
+    assert row["p50 ×"] == pytest.approx(2.0, rel=0.01)
+    assert row["Capacity ×"] < 1 and row["p50 Δ (ms)"] == pytest.approx(0.5, rel=0.01)
 
 
 def test_recorded_deviations_are_listed_with_their_reasons(tmp_path: Path) -> None:
@@ -418,6 +421,78 @@ def test_recorded_deviations_are_listed_with_their_reasons(tmp_path: Path) -> No
     assert table.loc[("Stack a", "contract status", "age-is-text"), "Answered"] == "400"
     assert table.loc[("Stack a", "transport limit", "slow_body"), "Why"] == "no body timeout"
     assert "Stack b" not in table.index.get_level_values("Stack")
+
+
+def test_every_headline_figure_has_a_registry_entry_and_every_entry_a_figure(tmp_path: Path) -> None:
+    frame = headline.frame(load(outputs(tmp_path, [summary("a", "m1", 0.5, 1000)]), MATRIX))
+    bounds = {f"{key}_{end}" for key in HEADLINE for end in ("low", "high")}
+    flags = {c for c in frame.columns if frame[c].dtype == bool}
+    figures_ = set(frame.columns) - {"framework", "model"} - bounds - flags
+    assert figures_ == set(HEADLINE)
+    # nor an interval of a figure the registry lacks
+    assert not {c for c in frame.columns if c.endswith(("_low", "_high"))} - bounds
+
+
+def test_the_tables_take_their_headings_from_the_registry(tmp_path: Path) -> None:
+    layered = ServerSpec(**{**spec("c", "web framework").__dict__, "baseline": "a"})
+    matrix = Matrix({"a": spec("a", "web framework"), "c": layered}, MODELS)
+    docs = [summary("a", "m1", 0.5, 1000), summary("c", "m1", 1.0, 500)]
+    data = load(outputs(tmp_path / "now", docs), matrix)
+    other = load(outputs(tmp_path / "before", docs), matrix)
+    summary_ = tables.summary_table(data)
+    expected = [HEADLINE[c.key].rank_label if isinstance(c, tables.Rank) else HEADLINE[c].label for c in tables.SUMMARY]
+    assert list(summary_.columns) == [*expected, "Note"]
+    assert list(tables.layer_table(data).columns) == [
+        *(HEADLINE[k].ratio_label for k in tables.LAYER),
+        HEADLINE["p50"].delta_label,
+    ]
+    assert list(tables.compare_table(data, other).columns) == [
+        heading
+        for m in (HEADLINE[k] for k in tables.COMPARED)
+        for heading in (f"{m.label}: this", f"{m.label}: other", f"{m.name}: ratio")
+    ]
+    cost = tables.cost_table(data)
+    assert list(cost.columns) == [*(HEADLINE[k].label for k in tables.COST), "Note"]
+    # a figure in both tables reads the same in both, heading and digits
+    shared = [HEADLINE[k].label for k in tables.COST if k in tables.SUMMARY]
+    assert shared == ["Capacity (req/s)", "CPU ms / req", "Cores / 10k req/s", "Peak MiB"]
+    assert summary_.droplevel("Group")[shared].values.tolist() == cost[shared].values.tolist()
+    endpoint = tables.endpoint_table(data)
+    assert [PYTHON_CLIENT[k].label for k in tables.ORIGINAL + tables.ADDED] == list(endpoint.columns[:13])
+    assert HEADLINE["python_floor"].label in endpoint.columns
+
+
+def test_a_metrics_direction_drives_its_rank_and_where_the_best_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = [summary("a", "m1", 0.5, 500), summary("b", "m1", 0.1, 1000)]
+    data = load(outputs(tmp_path, docs), MATRIX)
+
+    def capacity_ranks() -> dict[str, int]:
+        table = tables.summary_table(data).droplevel(["Group", "Model"])
+        return table[HEADLINE["capacity"].rank_label].to_dict()
+
+    assert capacity_ranks() == {"Stack a": 2, "Stack b": 1}
+    assert figures.best_corner() == "top left"
+    assert "Most load held at p99 ≤ 10 ms on one server core: Stack b" in summary_lines(data)[1]
+    monkeypatch.setitem(HEADLINE, "capacity", replace(HEADLINE["capacity"], better="lower"))
+    assert capacity_ranks() == {"Stack a": 1, "Stack b": 2}
+    assert figures.best_corner() == "bottom left"
+    assert "on one server core: Stack a" in summary_lines(data)[1]
+    monkeypatch.setitem(HEADLINE, "p50", replace(HEADLINE["p50"], better="higher"))
+    assert summary_lines(data)[0].startswith("Fastest single request: Stack a")
+    assert figures.best_corner() == "bottom right"
+
+
+def test_a_metric_states_its_direction_or_cannot_be_ranked() -> None:
+    with pytest.raises(ValueError, match="better"):
+        Metric("x", "X (ms)", "ms", "smaller", None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no better direction"):
+        PYTHON_CLIENT["n"].direction()
+    assert all(m.better in ("lower", "higher") for m in HEADLINE.values())
+    assert best_first([2.0, math.nan, 1.0], "lower") == [2, 0, 1]
+    assert best_first([2.0, math.nan, 1.0], "higher") == [0, 2, 1]
+    assert HEADLINE["capacity"].name == "Capacity" and HEADLINE["cpu_ms"].name == "CPU ms / req"
 
 
 def _points(fig: Figure | None) -> int:

@@ -17,6 +17,7 @@ from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter
 
 from servebench.report import headline
 from servebench.report.data import ReportData
+from servebench.report.metrics import HEADLINE, PYTHON_CLIENT
 
 PLAIN = FormatStrFormatter("%g")  # 0.5, 2, 10 rather than 5×10⁻¹ on log axes
 THOUSANDS = FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x >= 1000 else f"{x:g}")
@@ -74,12 +75,20 @@ def _grid(n: int, width: float = WIDTH, height: float = 3.6) -> tuple[Figure, li
     return fig, flat[:n]
 
 
+def best_corner() -> str:
+    """Where the summary chart's best endpoints sit: capacity up the y axis, latency along x, each
+    better the way the registry says."""
+    up = "top" if HEADLINE["capacity"].direction() == "higher" else "bottom"
+    return f"{up} {'left' if HEADLINE['p50'].direction() == 'lower' else 'right'}"
+
+
 def summary_scatter(data: ReportData) -> Figure | None:
     """Every endpoint by single-request latency (native client, one connection, p50) against
-    capacity at the latency target: the best stacks sit top left."""
+    capacity at the latency target: the best stacks sit top left (`best_corner`)."""
     h = headline.frame(data)
     if h.empty:
         return None
+    p50, p99, cap = HEADLINE["p50"], HEADLINE["p99"], HEADLINE["capacity"]
     colors, markers = _colors(data), _markers(data)
     fig, ax = plt.subplots(figsize=(WIDTH, 5.2))
     held_any = h["capacity"][h["capacity"] > 0]
@@ -117,11 +126,14 @@ def summary_scatter(data: ReportData) -> Figure | None:
     ax.set_yscale("log")
     _plain(ax.xaxis, minor=True)
     _rates(ax.yaxis)
-    ax.set_xlabel("single-request latency, p50 (ms, log): native client, one connection; bars: interval of the median")
+    ax.set_xlabel(
+        f"single-request latency, {p50.name} ({p50.unit}, log): native client, one connection; "
+        "bars: interval of the median"
+    )
     ax.set_ylabel(
-        f"capacity at p99 ≤ {slo:g} ms (req/s on one core, log; bars: range of estimates)"
+        f"{cap.name.lower()} at {p99.name} ≤ {slo:g} {p99.unit} ({cap.unit} on one core, log; bars: range of estimates)"
         if slo
-        else "capacity (req/s, log)"
+        else f"{cap.name.lower()} ({cap.unit}, log)"
     )
     ax.grid(True, which="both", alpha=0.3)
     stacks = [
@@ -133,7 +145,7 @@ def summary_scatter(data: ReportData) -> Figure | None:
         for m in dict.fromkeys(h["model"])
     ]
     ax.legend(handles=stacks + models, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set_title("Each endpoint: latency of one request against how much load it holds (best: top left)")
+    ax.set_title(f"Each endpoint: latency of one request against how much load it holds (best: {best_corner()})")
     fig.tight_layout()
     return fig
 
@@ -195,6 +207,7 @@ def native_latency(data: ReportData) -> Figure | None:
     if h.empty:
         return None
     h = h.iloc[::-1].reset_index(drop=True)
+    p50, p99, floor, server = (HEADLINE[k] for k in ("p50", "p99", "floor", "server_ms"))
     colors = _colors(data)
     fig, ax = plt.subplots(figsize=(WIDTH, 0.32 * len(h) + 2.2))
     y = np.arange(len(h))
@@ -205,15 +218,15 @@ def native_latency(data: ReportData) -> Figure | None:
         alpha=0.8,
         xerr=[(h["p50"] - h["p50_low"]).clip(lower=0), (h["p50_high"] - h["p50"]).clip(lower=0)],
         capsize=2,
-        label="p50 (interval of the median)",
+        label=f"{p50.name} (interval of the median)",
     )
-    ax.plot(h["p99"], y, "|", color="black", markersize=12, label="p99")
-    ax.plot(h["floor"], y, "d", color="white", markeredgecolor="black", label="/health p50 (the floor)")
-    ax.plot(h["server_ms"], y, "o", color="#d62728", markersize=4, label="Server-Timing p50 (in the handler)")
+    ax.plot(h["p99"], y, "|", color="black", markersize=12, label=p99.name)
+    ax.plot(h["floor"], y, "d", color="white", markeredgecolor="black", label=f"{floor.name} (p50)")
+    ax.plot(h["server_ms"], y, "o", color="#d62728", markersize=4, label=f"{server.name} p50 (in the handler)")
     ax.set_yticks(y, [f"{data.label(f)} · {m}" for f, m in zip(h["framework"], h["model"], strict=True)], fontsize=8)
     ax.set_xscale("log")
     _plain(ax.xaxis, minor=True)
-    ax.set_xlabel("ms (log)")
+    ax.set_xlabel(f"{p50.unit} (log)")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.set_title("Single-request latency from the native client (oha, one connection, sequential)")
@@ -296,6 +309,7 @@ def percentiles_by_framework(data: ReportData) -> Figure | None:
     if not entries:
         return None
     models, frameworks, colors = _models(data), _frameworks(data), _colors(data)
+    median, tail = PYTHON_CLIENT["p50"], PYTHON_CLIENT["p99"]
     by_key = {(s["framework"], s["model"]): s["sequential"] for s in entries}
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     width = 0.8 / max(1, len(frameworks))
@@ -308,7 +322,7 @@ def percentiles_by_framework(data: ReportData) -> Figure | None:
     ax.set_xticks(range(len(models)), [data.model_label(m) for m in models])
     ax.set_yscale("log")
     _plain(ax.yaxis, minor=True)
-    ax.set_ylabel("ms (log): solid p50, hatched p99")
+    ax.set_ylabel(f"{median.unit} (log): solid {median.name}, hatched {tail.name}")
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.set_title("The original method: sequential latency from a Python client, by framework, grouped by model")

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from servebench.report.data import ReportData
+from servebench.report.metrics import HEADLINE, Better, Metric, best_first
 
 TRANSPORT_LIMIT = 1.5  # an endpoint within 1.5× of its server's /health floor is at the transport's limit
 
@@ -95,9 +96,25 @@ def fmt(value: float, low: float = math.nan, high: float = math.nan) -> str:
     return text
 
 
-def fixed(value: float, places: int) -> str:
-    """A figure without a measured spread (one measurement), to `places` decimals."""
-    return f"{value:.{places}f}" if math.isfinite(value) else "—"
+def text(metric: Metric, value: float, low: float = math.nan, high: float = math.nan) -> str:
+    """One figure as the registry prints it: its format spec, or, without one, the digits its
+    interval supports (`fmt`); the interval in brackets when there is one."""
+    if metric.spec is None:
+        return fmt(value, low, high)
+    if not math.isfinite(value):
+        return "—"
+    out = format(value, metric.spec)
+    if math.isfinite(low) and math.isfinite(high) and high > low:
+        out += f" ({format(low, metric.spec)}–{format(high, metric.spec)})"
+    return out
+
+
+def cell(key: str, row: dict[str, Any] | pd.Series) -> str:
+    """The headline figure `key` of one row of `frame`, with its interval where the frame has one."""
+    low, high = row.get(f"{key}_low", math.nan), row.get(f"{key}_high", math.nan)
+    if key == "capacity":
+        return rate_text(row[key], bool(row.get("capacity_at_least")), low, high)
+    return text(HEADLINE[key], row[key], low, high)
 
 
 def rate_text(rate: float, at_least: bool = False, low: float = math.nan, high: float = math.nan) -> str:
@@ -106,16 +123,13 @@ def rate_text(rate: float, at_least: bool = False, low: float = math.nan, high: 
         return "—"
     if rate <= 0:
         return "below the ladder"
-    text = ("≥ " if at_least else "") + f"{rate:,.0f}"
-    if math.isfinite(low) and math.isfinite(high) and high > low:
-        text += f" ({low:,.0f}–{high:,.0f})"
-    return text
+    return ("≥ " if at_least else "") + text(HEADLINE["capacity"], rate, low, high)
 
 
-def ranks(values: list[float], lows: list[float], highs: list[float], higher_is_better: bool = False) -> list[int]:
-    """Competition ranks where an entry whose interval overlaps the previous one's is a tie
-    (it shares that rank); entries without an interval tie only when equal."""
-    order = sorted(range(len(values)), key=lambda i: -values[i] if higher_is_better else values[i])
+def ranks(values: list[float], lows: list[float], highs: list[float], better: Better = "lower") -> list[int]:
+    """Competition ranks, best first as `better` says, where an entry whose interval overlaps the
+    previous one's is a tie (it shares that rank); entries without an interval tie only when equal."""
+    order = best_first(values, better)
     out = [0] * len(values)
     for pos, i in enumerate(order):
         if pos == 0:
@@ -129,3 +143,16 @@ def ranks(values: list[float], lows: list[float], highs: list[float], higher_is_
         )
         out[i] = out[j] if overlap or values[i] == values[j] else pos + 1
     return out
+
+
+def ranks_of(frame: pd.DataFrame, metric: Metric) -> list[int]:
+    """`ranks` of one figure over the rows of `frame` (of one model), in the metric's direction, with
+    its interval where the frame has one."""
+    none = [math.nan] * len(frame)
+    low, high = f"{metric.key}_low", f"{metric.key}_high"
+    return ranks(
+        frame[metric.key].tolist(),
+        frame[low].tolist() if low in frame else none,
+        frame[high].tolist() if high in frame else none,
+        metric.direction(),
+    )

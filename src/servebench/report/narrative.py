@@ -7,6 +7,7 @@ import math
 
 from servebench.report import headline
 from servebench.report.data import ReportData
+from servebench.report.metrics import HEADLINE
 
 MAX_SENTENCES = 5
 
@@ -23,24 +24,26 @@ def summary_lines(data: ReportData) -> list[str]:
         more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
         return [f"No endpoint was measured: {what}{more}. The tables below give each reason."]
     slo = next((s["capacity"].get("slo_p99_ms") for s in data.ok if s.get("capacity")), None)
-    fastest = h.loc[h["p50"].idxmin()]
+    p50, p99, floor, cap, cores = (HEADLINE[k] for k in ("p50", "p99", "floor", "capacity", "cores_per_10k"))
+    fastest = h.loc[p50.best(h["p50"])]
     lines.append(
         f"Fastest single request: {data.label(fastest['framework'])} serving {data.model_label(fastest['model'])}, "
-        f"p50 {headline.fmt(fastest['p50'], fastest['p50_low'], fastest['p50_high'])} ms from a native client "
-        f"on one connection (p99 {headline.fmt(fastest['p99'], fastest['p99_low'], fastest['p99_high'])} ms)."
+        f"{p50.name} {headline.cell('p50', fastest)} {p50.unit} from a native client "
+        f"on one connection ({p99.name} {headline.cell('p99', fastest)} {p99.unit})."
     )
-    if h["capacity"].max() > 0:
-        top = h.loc[h["capacity"].idxmax()]
-        low = h[h["capacity"] > 0].loc[lambda x: x["capacity"].idxmin()]
+    held = h[h["capacity"] > 0]
+    if len(held):
+        top, least = held.loc[cap.best(held["capacity"])], held.loc[cap.worst(held["capacity"])]
         text = (
-            f"Most load held at p99 ≤ {slo:g} ms on one server core: {data.label(top['framework'])} "
+            f"Most load held at {p99.name} ≤ {slo:g} {p99.unit} on one server core: {data.label(top['framework'])} "
             f"({data.model_label(top['model'])}) at {headline.rate_text(top['capacity'], top['capacity_at_least'])} "
-            f"req/s, {top['cores_per_10k']:.1f} core(s) for 10,000 req/s"
+            f"{cap.unit}, {headline.text(cores, top['cores_per_10k'])} core(s) for 10,000 req/s"
         )
-        if (low["framework"], low["model"]) != (top["framework"], top["model"]):
+        if (least["framework"], least["model"]) != (top["framework"], top["model"]):
             text += (
-                f"; the least, {data.label(low['framework'])} ({data.model_label(low['model'])}) at "
-                f"{low['capacity']:,.0f} req/s, needs {low['cores_per_10k']:.1f}"
+                f"; the least, {data.label(least['framework'])} ({data.model_label(least['model'])}) at "
+                f"{headline.text(cap, least['capacity'])} {cap.unit}, "
+                f"needs {headline.text(cores, least['cores_per_10k'])}"
             )
         lines.append(text + ".")
     limit = h[h["at_limit"]]
@@ -53,10 +56,12 @@ def summary_lines(data: ReportData) -> list[str]:
         )
     python = h["python_floor"].dropna()
     if len(python) and math.isfinite(fastest["floor"]):
+        client = HEADLINE["python_floor"]
         lines.append(
-            f"The original write-up's Python client spends {python.min():.2f} ms on a /health round trip "
-            f"alone, against {fastest['floor']:.3f} ms for the native client: its figures (in their own section "
-            "below) measure the client more than the servers."
+            f"The original write-up's Python client spends {headline.text(client, python.min())} "
+            f"{client.unit} on a /health round trip alone, against {headline.text(floor, fastest['floor'])} "
+            f"{floor.unit} for the native client: its figures (in their own section below) measure the client "
+            "more than the servers."
         )
     if bad:
         lines.append(

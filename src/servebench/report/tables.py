@@ -4,30 +4,39 @@ correctness, load, cost and run-status tables."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from servebench.report import headline
 from servebench.report.data import ReportData
+from servebench.report.metrics import HEADLINE, PYTHON_CLIENT
 
-ORIGINAL = ["avg", "min", "max", "total", "variance"]
-ADDED = ["p50", "p90", "p99", "p99_9", "std", "mean_ci_low", "mean_ci_high", "n"]
-NAMES = {
-    "avg": "Avg (ms)",
-    "min": "Min (ms)",
-    "max": "Max (ms)",
-    "total": "Total (ms)",
-    "variance": "Variance (ms²)",
-    "p50": "p50",
-    "p90": "p90",
-    "p99": "p99",
-    "p99_9": "p99.9",
-    "std": "Std",
-    "mean_ci_low": "Avg 95% CI low",
-    "mean_ci_high": "Avg 95% CI high",
-    "n": "Requests",
-}
+
+class Rank(NamedTuple):
+    """A column of the summary: the rank of a headline figure among the endpoints of its model."""
+
+    key: str
+
+
+# Which figures each table shows, by registry key (servebench.report.metrics), in column order.
+ORIGINAL = ("avg", "min", "max", "total", "variance")
+ADDED = ("p50", "p90", "p99", "p99_9", "std", "mean_ci_low", "mean_ci_high", "n")
+SUMMARY: tuple[str | Rank, ...] = (
+    "p50",
+    "p99",
+    "floor",
+    "server_ms",
+    Rank("p50"),
+    "capacity",
+    Rank("capacity"),
+    "cores_per_10k",
+    "cpu_ms",
+    "peak_mb",
+)
+COST = ("capacity", "cpu_ms", "cores_per_10k", "peak_mb", "startup_s")
+LAYER = ("p50", "p99", "capacity", "cpu_ms", "peak_mb")
+COMPARED = ("p50", "p99", "capacity", "cpu_ms", "peak_mb", "python_p50")
 
 
 def endpoint_table(data: ReportData) -> pd.DataFrame:
@@ -38,9 +47,9 @@ def endpoint_table(data: ReportData) -> pd.DataFrame:
         if not s.get("sequential"):
             continue
         row = {"Framework": data.matrix.label(s["framework"]), "Model": s["model"]}
-        row.update({NAMES[k]: s["sequential"].get(k) for k in ORIGINAL + ADDED})
+        row.update({PYTHON_CLIENT[k].label: s["sequential"].get(k) for k in ORIGINAL + ADDED})
         row["Failed"] = s["sequential"].get("failed", {}).get("count", 0)
-        row["/health floor p50"] = (s.get("health") or {}).get("p50")
+        row[HEADLINE["python_floor"].label] = (s.get("health") or {}).get("p50")
         rows.append(row)
     return _indexed(pd.DataFrame(rows))
 
@@ -54,16 +63,17 @@ def framework_table(data: ReportData) -> pd.DataFrame:
     ok_keys = {(s["framework"], s["model"]) for s in data.ok}
     good = good[[(f, m) in ok_keys for f, m in zip(good["framework"], good["model"], strict=True)]]
     grouped = good.groupby("framework")["latency_ms"]
+    avg = PYTHON_CLIENT["avg"].label
     table = pd.DataFrame(
         {
-            "Avg (ms)": grouped.mean(),
-            "p50": grouped.median(),
-            "p99": grouped.quantile(0.99),
+            avg: grouped.mean(),
+            PYTHON_CLIENT["p50"].label: grouped.median(),
+            PYTHON_CLIENT["p99"].label: grouped.quantile(0.99),
             "Models": good.groupby("framework")["model"].nunique(),
         }
     )
     table.index = [data.matrix.label(f) for f in table.index]
-    return table.sort_values("Avg (ms)")
+    return table.sort_values(avg, ascending=PYTHON_CLIENT["avg"].direction() == "lower")
 
 
 def model_table(data: ReportData, stat: str = "avg") -> pd.DataFrame:
@@ -119,15 +129,6 @@ def deviations_table(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["Stack", "Kind", "Case"]) if rows else pd.DataFrame()
 
 
-LAYER = {
-    "p50": "native p50",
-    "p99": "native p99",
-    "capacity": "capacity",
-    "cpu_ms": "CPU ms / req",
-    "peak_mb": "peak MiB",
-}
-
-
 def layer_table(data: ReportData) -> pd.DataFrame:
     """Each stack that runs another stack's app on a different server layer (its description's
     `baseline`), model by model: its headline figures over the baseline's. Above 1 means more
@@ -150,11 +151,11 @@ def layer_table(data: ReportData) -> pd.DataFrame:
                 "Against": data.label(spec.baseline),
                 "Model": data.model_label(a["model"]),
             }
-            for key, name in LAYER.items():
+            for key in LAYER:
                 x, y = a[key], b[key]
                 ok = math.isfinite(x) and math.isfinite(y) and y > 0
-                row[f"{name} ×"] = x / y if ok else math.nan
-            row["p50 Δ (ms)"] = a["p50"] - b["p50"]
+                row[HEADLINE[key].ratio_label] = x / y if ok else math.nan
+            row[HEADLINE["p50"].delta_label] = a["p50"] - b["p50"]
             rows.append(row)
     return pd.DataFrame(rows).set_index(["Stack", "Against", "Model"]) if rows else pd.DataFrame()
 
@@ -212,20 +213,10 @@ def cost_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for f in headline.frame(data).to_dict("records"):
         note = "" if f["cost_measured"] else "not measured (server running elsewhere)"
-        rows.append(
-            {
-                "Framework": data.label(f["framework"]),
-                "Model": f["model"],
-                "Capacity (req/s)": headline.rate_text(
-                    f["capacity"], f["capacity_at_least"], f["capacity_low"], f["capacity_high"]
-                ),
-                "CPU core-ms / req at capacity": f["cpu_ms"],
-                "Cores for 10,000 req/s": f["cores_per_10k"],
-                "Peak RSS (MiB)": f["peak_mb"],
-                "Start-up (s)": f["startup_s"],
-                "Note": note,
-            }
-        )
+        row: dict[str, Any] = {"Framework": data.label(f["framework"]), "Model": f["model"]}
+        row.update({HEADLINE[key].label: headline.cell(key, f) for key in COST})
+        row["Note"] = note
+        rows.append(row)
     return _indexed(pd.DataFrame(rows))
 
 
@@ -234,19 +225,13 @@ def summary_table(data: ReportData) -> pd.DataFrame:
     h = headline.frame(data)
     if h.empty:
         return pd.DataFrame()
-    h["rank_latency"] = 0
-    h["rank_capacity"] = 0
+    ranked = [HEADLINE[c.key] for c in SUMMARY if isinstance(c, Rank)]
+    for m in ranked:
+        h[m.rank_label] = 0
     for _, idx in h.groupby("model").groups.items():
         part = h.loc[idx]
-        h.loc[idx, "rank_latency"] = headline.ranks(
-            part["p50"].tolist(), part["p50_low"].tolist(), part["p50_high"].tolist()
-        )
-        h.loc[idx, "rank_capacity"] = headline.ranks(
-            part["capacity"].tolist(),
-            part["capacity_low"].tolist(),
-            part["capacity_high"].tolist(),
-            higher_is_better=True,
-        )
+        for m in ranked:
+            h.loc[idx, m.rank_label] = headline.ranks_of(part, m)
     rows = []
     for f in h.to_dict("records"):
         notes = []
@@ -256,26 +241,19 @@ def summary_table(data: ReportData) -> pd.DataFrame:
             notes.append("unstable (interval > 10%)")
         if not f["cost_measured"]:
             notes.append("cost not measured")
-        rows.append(
-            {
-                "Group": data.group(f["framework"]),
-                "Stack": data.label(f["framework"]),
-                "Model": data.model_label(f["model"]),
-                "p50 (ms)": headline.fmt(f["p50"], f["p50_low"], f["p50_high"]),
-                "p99 (ms)": headline.fmt(f["p99"], f["p99_low"], f["p99_high"]),
-                "/health floor (ms)": headline.fmt(f["floor"], f["floor_low"], f["floor_high"]),
-                "Server-Timing (ms)": headline.fmt(f["server_ms"]),
-                "Rank (latency)": int(f["rank_latency"]),
-                "Capacity (req/s)": headline.rate_text(
-                    f["capacity"], f["capacity_at_least"], f["capacity_low"], f["capacity_high"]
-                ),
-                "Rank (capacity)": int(f["rank_capacity"]),
-                "Cores / 10k req/s": headline.fixed(f["cores_per_10k"], 1),
-                "CPU ms / req": headline.fixed(f["cpu_ms"], 3),
-                "Peak MiB": headline.fixed(f["peak_mb"], 0),
-                "Note": "; ".join(notes),
-            }
-        )
+        row: dict[str, Any] = {
+            "Group": data.group(f["framework"]),
+            "Stack": data.label(f["framework"]),
+            "Model": data.model_label(f["model"]),
+        }
+        for column in SUMMARY:
+            if isinstance(column, Rank):
+                label = HEADLINE[column.key].rank_label
+                row[label] = int(f[label])
+            else:
+                row[HEADLINE[column].label] = headline.cell(column, f)
+        row["Note"] = "; ".join(notes)
+        rows.append(row)
     return pd.DataFrame(rows).set_index(["Group", "Stack", "Model"])
 
 
@@ -298,16 +276,6 @@ def generator_table(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-COMPARED = {
-    "p50": "native p50 (ms)",
-    "p99": "native p99 (ms)",
-    "capacity": "capacity (req/s)",
-    "cpu_ms": "CPU ms / req",
-    "peak_mb": "peak MiB",
-    "python_p50": "Python-client p50 (ms)",
-}
-
-
 def compare_table(data: ReportData, other: ReportData) -> pd.DataFrame:
     """Endpoint by endpoint, each headline figure of this run, the other's, and their ratio."""
     mine = headline.frame(data)
@@ -318,11 +286,13 @@ def compare_table(data: ReportData, other: ReportData) -> pd.DataFrame:
     rows = []
     for f in merged.to_dict("records"):
         row: dict[str, Any] = {"Framework": data.label(f["framework"]), "Model": f["model"]}
-        for key, name in COMPARED.items():
+        for key in COMPARED:
+            m = HEADLINE[key]
             a, b = f[key], f[f"{key}_other"]
-            row[f"{name}: this"] = a
-            row[f"{name}: other"] = b
-            row[f"{name}: ratio"] = a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
+            row[f"{m.label}: this"] = a
+            row[f"{m.label}: other"] = b
+            # a ratio has no unit: headed by the name alone, as the layer table's are
+            row[f"{m.name}: ratio"] = a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
         rows.append(row)
     return _indexed(pd.DataFrame(rows))
 
