@@ -68,5 +68,5 @@ def test_compare_two_quick_runs(artifacts: dict[str, Any], tmp_path: Path) -> No
         run = run_all("--frameworks", SERVER, "--out", str(out), *extra)
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     html = (second / "report.html").read_text()
-    assert f"Compared with {first}" in html and "p50 (ms)" in html
+    assert f"Compared with {first}" in html and "p50 (ms): other" in html
     assert "Compared with" not in (first / "report.html").read_text()
