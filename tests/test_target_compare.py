@@ -39,34 +39,32 @@ def outputs_with_models(artifacts: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def test_target_attaches_to_a_running_server(
+def test_target_attaches_to_a_running_server_and_compare_reads_its_run(
     artifacts: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two quick runs: one attached to a server started elsewhere, then one that starts its own
+    and compares itself with the first."""
     server_out = tmp_path / "server"
     monkeypatch.setenv("SERVEBENCH_MODELS_DIR", str(artifacts["models"]))
     info = start_server(SERVER, server_out)
     try:
-        out = outputs_with_models(artifacts, tmp_path / "out")
-        run = run_all("--target", f"{SERVER}={info['base_url']}", "--out", str(out))
+        first = outputs_with_models(artifacts, tmp_path / "first")
+        run = run_all("--target", f"{SERVER}={info['base_url']}", "--out", str(first))
     finally:
         stop_server(SERVER, server_out)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    (record,) = json.loads((out / "results" / "runs.json").read_text())
+    (record,) = json.loads((first / "results" / "runs.json").read_text())
     assert record["status"] == "ok" and record["target"] == info["base_url"]
-    summary = read_summary(out / "results" / f"{SERVER}__{MODEL}.observations.json")
+    summary = read_summary(first / "results" / f"{SERVER}__{MODEL}.observations.json")
     assert summary["parity"]["ok"] and summary["native"]["predict"]["p50"]["windows"] >= 1
     held = {s["offered_rate"] for s in summary["ladder"] if s.get("held")}
     assert summary["capacity"]["rate"] == max(held, default=0.0)
     assert summary["cost"]["measured"] is False and summary["cost"]["peak_rss_mb"] is None
-    assert "not measured" in (out / "report.html").read_text()
+    assert "not measured" in (first / "report.html").read_text()
+    assert "Compared with" not in (first / "report.html").read_text()
 
-
-def test_compare_two_quick_runs(artifacts: dict[str, Any], tmp_path: Path) -> None:
-    first = outputs_with_models(artifacts, tmp_path / "first")
     second = outputs_with_models(artifacts, tmp_path / "second")
-    for out, extra in ((first, []), (second, ["--compare", str(first)])):
-        run = run_all("--frameworks", SERVER, "--out", str(out), *extra)
-        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    run = run_all("--frameworks", SERVER, "--out", str(second), "--compare", str(first))
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     html = (second / "report.html").read_text()
     assert f"Compared with {first}" in html and "p50 (ms): other" in html
-    assert "Compared with" not in (first / "report.html").read_text()
