@@ -3,10 +3,14 @@ input BentoML parses and validates, `/health` from a small FastAPI app mounted o
 (`@bentoml.asgi_app`, BentoML's way to add routes that are not POST inference APIs), and the
 shared inference layer. Served by `bentoml serve` (serve.sh beside this file).
 
-BentoML's own answers to bad requests differ from the contract in shape and, for field errors, in
-status; `ContractGate` (gate.py), an ASGI middleware added with `add_asgi_middleware`, makes them
-the contract's. Two pieces serve the benchmark's harness rather than the app: the Server-Timing
-probe around the whole ASGI app, and the worker's parent-death signal. See docs/servers.md ("The serving frameworks").
+BentoML picks its deserialiser by Content-Type and falls back to JSON for any other type, reads
+bodies without a bound, and answers a client that stalls or goes away mid-body with a 504 or a 500
+and a traceback; the shared `ContractGate`, an ASGI middleware added with `add_asgi_middleware`,
+reads each prediction body whole before BentoML does and refuses what the contract refuses. BentoML's
+own answers to bad requests differ from the contract in shape and, for field errors, in status;
+`ContractErrors` (contract_errors.py), another such middleware, makes them the contract's. Two
+pieces serve the benchmark's harness rather than the app: the Server-Timing probe around the whole
+ASGI app, and the worker's parent-death signal. See docs/servers.md ("The serving frameworks").
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
 from bentoml._internal.context import server_context
+from contract_errors import ContractErrors
 from fastapi import Depends, FastAPI
-from gate import ContractGate
 from pydantic import RootModel, ValidationError
 from starlette.types import ASGIApp
 
 from servebench.serving.errors import error_response
+from servebench.serving.gate import ContractGate
+from servebench.serving.launch_env import server_id
 from servebench.serving.middleware import ServerTiming
 from servebench.serving.schema import Batch, BatchPrediction, Health, Prediction, PredictRequest, predictions
 
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
 
 SERVER_ID = "bentoml"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# BentoML waits 60 s for a stalled body and then answers 504; the gate answers 408 sooner.
+BODY_TIMEOUT_S = 10.0
 
 
 class PredictBody(RootModel[PredictRequest]):
@@ -85,7 +93,7 @@ class Titanic:
     def __init__(self) -> None:
         # Imported here, in the worker: `bentoml serve` imports this module in its supervising
         # process too, which has no use for torch, LightGBM and ONNX Runtime (600 MiB).
-        from servebench.serving.inference import Inference, server_id
+        from servebench.serving.inference import Inference
 
         self.inference: Inference = Inference.from_env()
         self.health = Health(status="ok", framework=server_id(SERVER_ID), models=self.inference.models)
@@ -110,7 +118,9 @@ async def health(service: Annotated[Any, Depends(bentoml.get_current_service)]) 
     return service.health
 
 
-Titanic.add_asgi_middleware(ContractGate)
+# The first added is the outermost: the gate's own refusals are already in the contract's shape.
+Titanic.add_asgi_middleware(ContractGate, body_timeout=BODY_TIMEOUT_S)
+Titanic.add_asgi_middleware(ContractErrors)
 
 
 def _timed(to_asgi: Callable[..., ASGIApp]) -> Callable[..., ASGIApp]:

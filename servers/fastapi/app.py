@@ -11,9 +11,11 @@ from fastapi import Depends, FastAPI, Path, Request
 from starlette.exceptions import HTTPException
 
 from servebench import registry
-from servebench.serving.errors import install_error_handlers, is_json
-from servebench.serving.inference import Inference, server_id
-from servebench.serving.middleware import BodyLimit, ServerTiming
+from servebench.serving.errors import install_error_handlers
+from servebench.serving.gate import BodyLimit, require_json
+from servebench.serving.inference import Inference
+from servebench.serving.launch_env import server_id
+from servebench.serving.middleware import ServerTiming
 from servebench.serving.schema import (
     RESPONSES,
     Batch,
@@ -47,8 +49,7 @@ def create_app(inference: Inference | None = None, load_models: bool = True) -> 
         """The model, served here, of a JSON request: checked before FastAPI validates the body."""
         if model not in served:
             raise HTTPException(404, f"unknown model '{model}'")
-        if not is_json(request.headers.get("content-type", "")):
-            raise HTTPException(415, "Content-Type must be application/json")
+        require_json(request.headers)
         return model
 
     @app.get("/health")

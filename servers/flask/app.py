@@ -12,7 +12,8 @@ from werkzeug import serving
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from servebench.contract import DRAIN_LIMIT, MAX_BODY_BYTES
-from servebench.serving.inference import Inference, server_id
+from servebench.serving.inference import Inference
+from servebench.serving.launch_env import server_id
 from servebench.serving.middleware import WSGIServerTiming
 from servebench.serving.schema import Batch, ErrorBody, Health, predictions, validate, validation_failure
 

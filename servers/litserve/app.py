@@ -23,14 +23,12 @@ from pathlib import Path
 
 import litserve as ls
 from litserve.utils import WorkerSetupStatus
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servebench import registry
 from servebench.contract import MAX_BODY_BYTES
-from servebench.paths import models_dir, out_dir
-from servebench.serving.errors import error_response, install_error_handlers, is_json
+from servebench.serving.errors import install_error_handlers
+from servebench.serving.gate import ContractGate
+from servebench.serving.launch_env import served_models, server_id
 from servebench.serving.middleware import ServerTiming
 from servebench.serving.schema import (
     Batch,
@@ -80,47 +78,20 @@ class TitanicAPI(ls.LitAPI):
         return predictions(probabilities, batch=batch)
 
 
-class JSONOnly:
-    """415 for a POST to a prediction route whose Content-Type is not JSON: FastAPI would read
-    such a body as raw bytes and answer 422."""
-
-    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
-        self.app = app
-        self.paths = paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] in self.paths
-            and not is_json(Headers(scope=scope).get("content-type", ""))
-        ):
-            await error_response(415, "Content-Type must be application/json")(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def served_models() -> tuple[Path, dict[str, str]]:
-    """The models folder and name -> file of the models to serve, as Inference.from_env reads
-    them: SERVEBENCH_MODELS (else every model), SERVEBENCH_MODELS_DIR (else outputs/models)."""
-    named = os.environ.get("SERVEBENCH_MODELS")
-    files = registry.parse_model_files(named) if named else {m.name: m.file for m in registry.models()}
-    directory = os.environ.get("SERVEBENCH_MODELS_DIR")
-    return (Path(directory) if directory else models_dir(out_dir())), files
-
-
 def create_server(failures: Connection) -> ls.LitServer:
     directory, files = served_models()
     apis = [TitanicAPI(name, file, directory, failures) for name, file in sorted(files.items())]
     served = sorted(files)
-    identity = os.environ.get("SERVEBENCH_SERVER_ID") or SERVER_ID
+    identity = server_id(SERVER_ID)
     server = ls.LitServer(
         apis,
         accelerator="cpu",
         workers_per_device=1,
         healthcheck_path=LITSERVE_HEALTH,
         max_payload_size=MAX_BODY_BYTES,
-        middlewares=[(JSONOnly, {"paths": frozenset(api.api_path for api in apis)})],
+        # The 415, where FastAPI would read a body of another type as raw bytes and answer 422.
+        # The body itself is LitServe's to read: max_payload_size answers its 413.
+        middlewares=[(ContractGate, {"paths": [api.api_path for api in apis], "read_body": False})],
     )
     app = server.app
 

@@ -1,9 +1,11 @@
 """The contract's error answers for the ASGI apps (FastAPI, and the frameworks built on it):
-the body `{"error": message, "field": name or null}` with its status, which media types count as
-JSON, and FastAPI's two exception handlers that put Starlette's and pydantic's errors in that shape.
-Flask and the Rust servers build the same body with their own tools."""
+the body `{"error": message, "field": name or null}` with its status, and FastAPI's two exception
+handlers that put Starlette's and pydantic's errors in that shape. Flask and the Rust servers build
+the same body with their own tools."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,25 +14,21 @@ from starlette.exceptions import HTTPException
 
 from servebench.serving.schema import validation_failure
 
-JSON_TYPE = "application/json"
-
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status, headers=headers)
 
 
-def is_json(content_type: str) -> bool:
-    """`application/json` or `application/*+json`, parameters such as charset allowed."""
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == JSON_TYPE or (media_type.startswith("application/") and media_type.endswith("+json"))
+def http_error_response(exc: HTTPException) -> JSONResponse:
+    # Keeps the exception's headers, such as the Allow of a 405.
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    # Keeps Starlette's headers, such as the Allow of a 405.
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    return http_error_response(exc)
 
 
 async def _invalid(_: Request, exc: Exception) -> JSONResponse:

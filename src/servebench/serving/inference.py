@@ -12,22 +12,16 @@ Runtime choices, for single-request latency on the one core a server is given:
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from servebench import registry
 from servebench.contract import ONNX_INPUT, ONNX_OUTPUT
 from servebench.features import Preprocessor
-from servebench.paths import models_dir, out_dir
+from servebench.serving.launch_env import served_models
 from servebench.serving.schema import Passenger
-
-MODELS_DIR_ENV = "SERVEBENCH_MODELS_DIR"
-MODELS_ENV = "SERVEBENCH_MODELS"
-SERVER_ID_ENV = "SERVEBENCH_SERVER_ID"
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -114,12 +108,8 @@ class Inference:
 
     @classmethod
     def from_env(cls) -> Inference:
-        """The models the launcher names in SERVEBENCH_MODELS (name=file,...), else every model of
-        params/models.yaml, from SERVEBENCH_MODELS_DIR (else outputs/models)."""
-        directory = os.environ.get(MODELS_DIR_ENV)
-        named = os.environ.get(MODELS_ENV)
-        files = registry.parse_model_files(named) if named else {m.name: m.file for m in registry.models()}
-        return cls(Path(directory) if directory else models_dir(out_dir()), files)
+        """The models the launcher names (`launch_env.served_models`)."""
+        return cls(*served_models())
 
     def _warm_up(self) -> None:
         """First calls allocate and pick kernels; do that before /health says ready."""
@@ -138,9 +128,3 @@ class Inference:
     def predict(self, model: str, passengers: Sequence[Passenger]) -> np.ndarray:
         """Probabilities for validated passengers, one per passenger, in order."""
         return self.predict_features(model, self.preprocessor.transform_passengers(passengers))
-
-
-def server_id(default: str) -> str:
-    """The id /health reports: the launcher's SERVEBENCH_SERVER_ID, so a copied server folder
-    needs no code change."""
-    return os.environ.get(SERVER_ID_ENV) or default
