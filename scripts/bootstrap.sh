@@ -37,7 +37,9 @@ key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 apt_install() {
   # Debian packages, only when a tool is missing and we may install them.
   [ "$(id -u)" = 0 ] && have apt-get || fail "$* missing; install it with your package manager"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  # The lock timeout: the generators install beside the rest and may need a package at the same time.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null \
+    && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null
 }
 
 python_env() {
@@ -125,6 +127,14 @@ system_packages() {
   apt_install "${missing[@]}"
 }
 
+# The generators build beside the rest: on a fresh machine they and the Rust servers are most of
+# the wait, and each ends in a long single-threaded link that the other's compiling can fill.
+loadgen=""
+trap '[ -z "$loadgen" ] || kill "$loadgen" 2>/dev/null || true' EXIT
+if [ "$want_loadgen" = 1 ]; then
+  load_generator &
+  loadgen=$!
+fi
 python_env
 if [ "$want_system" = 1 ]; then
   have curl || apt_install curl
@@ -132,5 +142,8 @@ if [ "$want_system" = 1 ]; then
   system_packages
 fi
 [ "$want_rust" = 1 ] && rust_servers
-[ "$want_loadgen" = 1 ] && load_generator
+if [ -n "$loadgen" ]; then
+  wait "$loadgen" || fail "installing the load generators (see the message above)"
+  loadgen=""
+fi
 exit 0
