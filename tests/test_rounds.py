@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +24,6 @@ from servebench.results import derive
 from servebench.results import files as results
 from servebench.servers import ServerError
 from servebench.settings import RunSettings, run_settings
-
-from .conftest import ROOT
 
 WINDOW = {"p50": 1.0, "p90": 1.0, "p99": 1.0, "p99_9": 1.0, "mean_ms": 1.0, "requests": 10, "errors": 0}
 
@@ -164,40 +159,6 @@ def test_the_benchmark_adds_its_own_windows_to_the_earlier_ones() -> None:
     assert got["predict"]["p50"]["value_rounds"] == [0, 1, 2, 3, 3] and got["predict"]["p50"]["rounds"] == 4
     assert got["health"]["requests"] == 50
     assert result.settings["windows_earlier"] == 3 and result.ladder == [] and result.sequential is None
-
-
-@pytest.mark.servers
-@pytest.mark.e2e
-def test_run_all_measures_windows_and_capacity_in_rounds(artifacts: dict[str, Any], tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    shutil.copytree(artifacts["models"], out / "models")
-    profile = tmp_path / "rounds.yaml"
-    profile.write_text(f"extends: {ROOT / 'params' / 'quick.yaml'}\nnative_rounds: 3\ncapacity_rounds: 1\n")
-    args = ["--profile", str(profile), "--skip-train", "--frameworks", "rust-ort", "--models", "pytorch_onnx"]
-    run = subprocess.run(
-        [sys.executable, "-m", "servebench.cli", *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "single-request round 1/3" in run.stdout and "single-request round 2/3" in run.stdout
-    summary = results.read_summary(out / "results" / "rust-ort__pytorch_onnx.observations.json")
-    assert summary["settings"]["windows_earlier"] == 2
-    assert summary["native"]["predict"]["p50"]["windows"] == 3 and summary["native"]["predict"]["p50"]["rounds"] == 3
-    assert summary["native"]["predict"]["errors"] == 0
-    earlier = json.loads((out / "results" / "rust-ort__pytorch_onnx.windows.json").read_text())
-    assert len(earlier["predict"]) == len(earlier["health"]) == 2
-    assert all(w["ok"] > 0 for w in earlier["predict"])
-    # and after the benchmark, one capacity search around the ladder's estimate
-    assert "capacity round 1/1" in run.stdout
-    cap = summary["capacity"]
-    assert len(cap["estimates"]) == 2 and cap["estimates"][0] == cap["ladder_rate"]
-    assert (
-        cap["low"] <= cap["rate"] <= cap["high"]
-        and cap["searches"][0]["steps"][0]["offered_rate"] == cap["ladder_rate"]
-    )
 
 
 def knee_runner(knee: float, calls: list[float] | None = None) -> Any:

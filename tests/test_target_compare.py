@@ -1,6 +1,7 @@
 """`--target ID=URL` benchmarks a server that is already running (its cost shown as not
-measured), and `--compare OTHER_OUTPUTS` adds a section comparing two runs endpoint by endpoint.
-Both through the orchestrator as run_all.sh runs it, on one quick combination."""
+measured), `--compare OTHER_OUTPUTS` adds a section comparing two runs endpoint by endpoint, and
+a profile with rounds measures windows and capacity in rounds across the run. All through the
+command line as run_all.sh runs it, on one quick combination."""
 
 from __future__ import annotations
 
@@ -39,11 +40,11 @@ def outputs_with_models(artifacts: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def test_target_attaches_to_a_running_server_and_compare_reads_its_run(
+def test_target_compare_and_rounds_in_two_quick_runs(
     artifacts: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two quick runs: one attached to a server started elsewhere, then one that starts its own
-    and compares itself with the first."""
+    """Two quick runs: one attached to a server started elsewhere, then one that starts its own,
+    measures in rounds and compares itself with the first."""
     server_out = tmp_path / "server"
     monkeypatch.setenv("SERVEBENCH_MODELS_DIR", str(artifacts["models"]))
     info = start_server(SERVER, server_out)
@@ -63,8 +64,27 @@ def test_target_attaches_to_a_running_server_and_compare_reads_its_run(
     assert "not measured" in (first / "report.html").read_text()
     assert "Compared with" not in (first / "report.html").read_text()
 
+    # the second run, with rounds, compares itself with the first
     second = outputs_with_models(artifacts, tmp_path / "second")
-    run = run_all("--frameworks", SERVER, "--out", str(second), "--compare", str(first))
+    profile = tmp_path / "rounds.yaml"
+    profile.write_text(f"extends: {ROOT / 'params' / 'quick.yaml'}\nnative_rounds: 3\ncapacity_rounds: 1\n")
+    rounds = ("--profile", str(profile))
+    run = run_all("--frameworks", SERVER, "--out", str(second), "--compare", str(first), *rounds)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     html = (second / "report.html").read_text()
     assert f"Compared with {first}" in html and "p50 (ms): other" in html
+
+    assert "single-request round 1/3" in run.stdout and "single-request round 2/3" in run.stdout
+    summary = read_summary(second / "results" / f"{SERVER}__{MODEL}.observations.json")
+    assert summary["settings"]["windows_earlier"] == 2
+    assert summary["native"]["predict"]["p50"]["windows"] == 3 and summary["native"]["predict"]["p50"]["rounds"] == 3
+    assert summary["native"]["predict"]["errors"] == 0
+    earlier = json.loads((second / "results" / f"{SERVER}__{MODEL}.windows.json").read_text())
+    assert len(earlier["predict"]) == len(earlier["health"]) == 2
+    assert all(w["ok"] > 0 for w in earlier["predict"])
+    # and after the benchmark, one capacity search around the ladder's estimate
+    assert "capacity round 1/1" in run.stdout
+    cap = summary["capacity"]
+    assert len(cap["estimates"]) == 2 and cap["estimates"][0] == cap["ladder_rate"]
+    assert cap["low"] <= cap["rate"] <= cap["high"]
+    assert cap["searches"][0]["steps"][0]["offered_rate"] == cap["ladder_rate"]

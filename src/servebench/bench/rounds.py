@@ -75,12 +75,14 @@ def in_rounds(
     server_for: ServerFor,
     visit: Callable[[Combination, dict[str, Any], int], bool],
     say: Say = print,
+    of: int | None = None,
 ) -> set[str]:
-    """`rounds` rounds of `visit(combo, server, round)`; an endpoint turned down (or whose server
-    did not start) is left out of the later ones. Returns the endpoints left out."""
+    """`rounds` rounds of `visit(combo, server, round)`, announced as rounds `of` that many (by
+    default `rounds`); an endpoint turned down (or whose server did not start) is left out of
+    the later ones. Returns the endpoints left out."""
     dropped: set[str] = set()
     for r in range(rounds):
-        say(f"== {title} round {r + 1}/{rounds} across every endpoint")
+        say(f"== {title} round {r + 1}/{of or rounds} across every endpoint")
         todo = [c for c in combos if c.key not in dropped]
         dropped |= each_server(todo, server_for, lambda combo, server, r=r: visit(combo, server, r), say)
     return dropped
@@ -114,7 +116,9 @@ def single_request_rounds(
                 into[part].extend(runs)
             return True
 
-        dropped = in_rounds(combos, settings.earlier_rounds, "single-request", server_for, visit, say)
+        # the benchmark's own windows are the last round
+        rounds = settings.earlier_rounds
+        dropped = in_rounds(combos, rounds, "single-request", server_for, visit, say, of=rounds + 1)
     written = {}
     for combo in combos:
         if combo.key in kept and combo.key not in dropped:
