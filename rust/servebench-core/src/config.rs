@@ -1,6 +1,11 @@
 //! Command line and environment, the same for every server binary.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+
+use clap::builder::NonEmptyStringValueParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 8000;
@@ -22,143 +27,146 @@ pub struct Config {
     pub id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Serve(Config),
-    Help,
+/// The flags. Each falls back to its environment variable, then to its default; `--id`'s default
+/// is the binary's and is set by [`command`].
+#[derive(Debug, Parser)]
+#[command(about = "Serve ONNX models over HTTP: /health and POST /predict/NAME (docs/api.md)")]
+struct Args {
+    /// Serve FILE (an ONNX model, relative to DIR) as /predict/NAME; repeatable, or a
+    /// comma-separated list
+    #[arg(
+        long = "model",
+        value_name = "NAME=FILE",
+        env = MODELS_ENV,
+        value_delimiter = ',',
+        value_parser = parse_model,
+        required = true
+    )]
+    models: Vec<(String, String)>,
+
+    /// Directory with preprocess.json and the models
+    #[arg(long, value_name = "DIR", env = MODELS_DIR_ENV, default_value = DEFAULT_MODELS_DIR)]
+    models_dir: PathBuf,
+
+    /// Address to bind
+    #[arg(
+        long,
+        env = HOST_ENV,
+        default_value = DEFAULT_HOST,
+        value_parser = NonEmptyStringValueParser::new()
+    )]
+    host: String,
+
+    /// Port to bind
+    #[arg(long, env = PORT_ENV, default_value_t = DEFAULT_PORT)]
+    port: u16,
+
+    /// Server id reported by /health
+    #[arg(long, env = ID_ENV, value_parser = NonEmptyStringValueParser::new())]
+    id: String,
 }
 
-pub fn usage(program: &str, default_id: &str) -> String {
-    format!(
-        "usage: {program} --model NAME=FILE [--model NAME=FILE ...] [--models-dir DIR]\n\
-         \x20      [--host HOST] [--port PORT] [--id ID]\n\
-         \n\
-         --model NAME=FILE  serve FILE (an ONNX model, relative to DIR) as /predict/NAME;\n\
-         \x20                  repeatable (default ${MODELS_ENV}, \"name=file,name=file\")\n\
-         --models-dir DIR   directory with preprocess.json and the models\n\
-         \x20                  (default ${MODELS_DIR_ENV}, else {DEFAULT_MODELS_DIR})\n\
-         --host HOST        address to bind (default ${HOST_ENV}, else {DEFAULT_HOST})\n\
-         --port PORT        port to bind (default ${PORT_ENV}, else {DEFAULT_PORT})\n\
-         --id ID            server id reported by /health (default ${ID_ENV}, else {default_id})\n"
-    )
+/// The command line of a server whose id defaults to `default_id`. Environment variables are
+/// read when it is built.
+pub fn command(default_id: &str) -> clap::Command {
+    Args::command().mut_arg("id", |arg| {
+        arg.default_value(default_id.to_owned()).required(false)
+    })
 }
 
-/// Flags win over the environment, the environment over the defaults. `args` excludes the
-/// program name; `env` looks a variable up.
-pub fn parse(
-    args: impl IntoIterator<Item = String>,
-    env: impl Fn(&str) -> Option<String>,
-    default_id: &str,
-) -> Result<Command, String> {
-    let (mut host, mut port, mut models_dir, mut id) = (None, None, None, None);
-    let mut models = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        if matches!(flag, "-h" | "--help") {
-            return Ok(Command::Help);
-        }
-        if !matches!(
-            flag,
-            "--host" | "--port" | "--models-dir" | "--model" | "--id"
-        ) {
-            return Err(format!("unknown argument {arg:?}"));
-        }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag {
-            "--host" => host = Some(value),
-            "--port" => port = Some(value),
-            "--models-dir" => models_dir = Some(value),
-            "--id" => id = Some(value),
-            _ => models.push(parse_model(&value).map_err(|e| format!("--model {e}"))?),
-        }
-    }
-    let env = |name: &str| env(name).filter(|v| !v.is_empty());
-
-    let host = host
-        .or_else(|| env(HOST_ENV))
-        .unwrap_or_else(|| DEFAULT_HOST.to_string());
-    let port = match (port, env(PORT_ENV)) {
-        (Some(p), _) => parse_port(&p).map_err(|e| format!("--port {e}"))?,
-        (None, Some(p)) => parse_port(&p).map_err(|e| format!("${PORT_ENV} {e}"))?,
-        (None, None) => DEFAULT_PORT,
-    };
-    let models_dir = models_dir
-        .or_else(|| env(MODELS_DIR_ENV))
-        .unwrap_or_else(|| DEFAULT_MODELS_DIR.to_string());
-    if models.is_empty() {
-        let list = env(MODELS_ENV).ok_or_else(|| {
-            format!("no models to serve: pass --model NAME=FILE or set {MODELS_ENV}=name=file,...")
-        })?;
-        models = list
-            .split(',')
-            .map(parse_model)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("${MODELS_ENV} {e}"))?;
-    }
-    models.sort();
-    if let Some(pair) = models.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(format!("model {:?} is given twice", pair[0].0));
-    }
-    let id = id
-        .or_else(|| env(ID_ENV))
-        .unwrap_or_else(|| default_id.to_string());
-    if host.is_empty() || id.is_empty() {
-        return Err("--host and --id must not be empty".into());
-    }
-    Ok(Command::Serve(Config {
+/// Flags win over the environment, the environment over the defaults; an empty variable counts
+/// as unset, as in the Python servers. `args` starts with the program name. `--help` is an
+/// error of kind [`ErrorKind::DisplayHelp`], which prints to stdout and has exit code 0.
+pub fn parse<I, T>(command: clap::Command, args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = command.mut_args(|arg| {
+        let empty = arg
+            .get_env()
+            .is_some_and(|name| std::env::var_os(name).is_some_and(|v| v.is_empty()));
+        if empty { arg.env(None::<&str>) } else { arg }
+    });
+    let matches = command.try_get_matches_from_mut(args)?;
+    let Args {
+        mut models,
+        models_dir,
         host,
         port,
-        models_dir: PathBuf::from(models_dir),
+        id,
+    } = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+    models.sort();
+    if let Some(pair) = models.windows(2).find(|w| w[0].0 == w[1].0) {
+        let message = format!("model {:?} is given twice", pair[0].0);
+        return Err(command.error(ErrorKind::ValueValidation, message));
+    }
+    Ok(Config {
+        host,
+        port,
+        models_dir,
         models,
         id,
-    }))
+    })
 }
 
 /// `name=file`. The name becomes a URL path segment, so it is kept to a plain token.
-fn parse_model(text: &str) -> Result<(String, String), String> {
-    let bad = || {
-        format!(
-            "must be NAME=FILE with NAME made of letters, digits, '_', '-' or '.', got {text:?}"
-        )
-    };
-    let (name, file) = text.trim().split_once('=').ok_or_else(bad)?;
+fn parse_model(text: &str) -> Result<(String, String), &'static str> {
+    let bad = "expected NAME=FILE with NAME made of letters, digits, '_', '-' or '.'";
+    let (name, file) = text.trim().split_once('=').ok_or(bad)?;
     let (name, file) = (name.trim(), file.trim());
     let token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     if name.is_empty() || !name.chars().all(token) || file.is_empty() {
-        return Err(bad());
+        return Err(bad);
     }
     Ok((name.to_string(), file.to_string()))
 }
 
-fn parse_port(text: &str) -> Result<u16, String> {
-    text.trim()
-        .parse::<u16>()
-        .map_err(|_| format!("must be a port number 0-65535, got {text:?}"))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
-    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Command, String> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        parse(args.iter().map(|s| s.to_string()), lookup, "rust-test")
+    /// Parses `args` as a binary whose id defaults to `rust-test`, with `env` as the only
+    /// variables. Each call gives the variables names of its own, so that tests running at once,
+    /// and the real variables `cargo test` may be run with, do not meet.
+    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Config, clap::Error> {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        let prefix = format!(
+            "SERVEBENCH_CONFIG_TEST_{}_",
+            CALLS.fetch_add(1, Ordering::Relaxed)
+        );
+        for (name, value) in env {
+            // SAFETY: setting a variable races only with reads of the environment outside std's
+            // lock, by C code; the unit tests of this crate run no C code.
+            unsafe { std::env::set_var(format!("{prefix}{name}"), value) };
+        }
+        let command = command("rust-test").mut_args(|arg| {
+            let renamed = arg
+                .get_env()
+                .map(|name| format!("{prefix}{}", name.to_string_lossy()));
+            match renamed {
+                Some(name) => arg.env(name),
+                None => arg,
+            }
+        });
+        let result = parse(command, ["servebench-test"].iter().chain(args));
+        for (name, _) in env {
+            // SAFETY: as above.
+            unsafe { std::env::remove_var(format!("{prefix}{name}")) };
+        }
+        result
     }
 
     fn serve(args: &[&str], env: &[(&str, &str)]) -> Config {
+        parse_with(args, env).unwrap_or_else(|e| panic!("{args:?} {env:?}: {e}"))
+    }
+
+    fn error(args: &[&str], env: &[(&str, &str)]) -> clap::Error {
         match parse_with(args, env) {
-            Ok(Command::Serve(config)) => config,
-            other => panic!("{other:?}"),
+            Ok(config) => panic!("{args:?} {env:?} gave {config:?}"),
+            Err(e) => e,
         }
     }
 
@@ -166,6 +174,11 @@ mod tests {
         list.iter()
             .map(|(n, f)| (n.to_string(), f.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        command("rust-test").debug_assert();
     }
 
     #[test]
@@ -181,6 +194,14 @@ mod tests {
                 id: "rust-test".into(),
             }
         );
+        // An empty variable is no variable.
+        let empty = [
+            ("PORT", ""),
+            ("SERVEBENCH_MODELS_DIR", ""),
+            ("SERVEBENCH_HOST", ""),
+            ("SERVEBENCH_SERVER_ID", ""),
+        ];
+        assert_eq!(serve(&["--model", "m=m.onnx"], &empty), config);
     }
 
     #[test]
@@ -235,22 +256,73 @@ mod tests {
     #[test]
     fn errors() {
         let m = ["--model", "m=m.onnx"];
-        assert!(parse_with(&["--port", "70000", m[0], m[1]], &[]).is_err());
-        assert!(parse_with(&["--port"], &[]).is_err());
-        assert!(parse_with(&["--bogus"], &[]).is_err());
-        assert!(parse_with(&m, &[("PORT", "x")]).is_err());
-        assert!(
-            parse_with(&[], &[])
-                .unwrap_err()
-                .contains("SERVEBENCH_MODELS")
-        );
-        for bad in ["m", "=m.onnx", "m=", "a/b=m.onnx", "m=a.onnx,m=b.onnx"] {
-            assert!(
-                parse_with(&[], &[("SERVEBENCH_MODELS", bad)]).is_err(),
-                "{bad}"
-            );
+        let bad_flags = [
+            &["--port", "70000", m[0], m[1]][..],
+            &["--port", "x", m[0], m[1]],
+            &["--host", "", m[0], m[1]],
+            &["--id", "", m[0], m[1]],
+            &["--model", "m"],
+            &["--model", "m=a", "--model", "m=b"],
+        ];
+        for args in bad_flags {
+            let e = error(args, &[]);
+            let value = [ErrorKind::ValueValidation, ErrorKind::InvalidValue];
+            assert!(value.contains(&e.kind()), "{args:?}: {e}");
         }
-        assert!(parse_with(&["--model", "m=a", "--model", "m=b"], &[]).is_err());
-        assert_eq!(parse_with(&["--help"], &[]).unwrap(), Command::Help);
+        let bad_variables = [
+            ("PORT", "x"),
+            ("PORT", "-1"),
+            ("SERVEBENCH_MODELS", "m"),
+            ("SERVEBENCH_MODELS", "=m.onnx"),
+            ("SERVEBENCH_MODELS", "m="),
+            ("SERVEBENCH_MODELS", "a/b=m.onnx"),
+            ("SERVEBENCH_MODELS", "m=a.onnx,m=b.onnx"),
+            ("SERVEBENCH_MODELS", "m=a.onnx,"),
+        ];
+        for variable in bad_variables {
+            let args = if variable.0 == "PORT" { &m[..] } else { &[] };
+            let e = error(args, &[variable]);
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{variable:?}: {e}");
+        }
+        assert_eq!(error(&["--port"], &[]).kind(), ErrorKind::InvalidValue);
+        assert_eq!(error(&["--bogus"], &[]).kind(), ErrorKind::UnknownArgument);
+        let none = error(&[], &[("SERVEBENCH_MODELS", "")]);
+        assert_eq!(none.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(none.to_string().contains("--model <NAME=FILE>"), "{none}");
+        // A bad command line exits with status 2 and says what was wrong.
+        let twice = error(&["--model", "m=a", "--model", "m=b"], &[]);
+        assert_eq!(twice.exit_code(), 2);
+        assert!(
+            twice.to_string().contains("model \"m\" is given twice"),
+            "{twice}"
+        );
+        let bad = error(&["--model", "a/b=m.onnx"], &[]);
+        assert!(bad.to_string().contains("expected NAME=FILE"), "{bad}");
+    }
+
+    #[test]
+    fn help_names_every_variable_and_the_binarys_id() {
+        let help = error(&["--help"], &[]);
+        assert_eq!((help.kind(), help.exit_code()), (ErrorKind::DisplayHelp, 0));
+        assert_eq!(error(&["-h"], &[]).kind(), ErrorKind::DisplayHelp);
+        let text = command("rust-ort").render_help().to_string();
+        for needle in [
+            "--model <NAME=FILE>",
+            "--models-dir <DIR>",
+            "--host <HOST>",
+            "--port <PORT>",
+            "--id <ID>",
+            "[env: SERVEBENCH_MODELS=",
+            "[env: SERVEBENCH_MODELS_DIR=",
+            "[env: SERVEBENCH_HOST=",
+            "[env: PORT=",
+            "[env: SERVEBENCH_SERVER_ID=",
+            "[default: rust-ort]",
+            "[default: outputs/models]",
+            "[default: 127.0.0.1]",
+            "[default: 8000]",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
     }
 }

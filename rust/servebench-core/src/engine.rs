@@ -26,7 +26,8 @@ pub struct LoadRequest {
     pub workers: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct EngineError(pub String);
 
 impl EngineError {
@@ -34,14 +35,6 @@ impl EngineError {
         Self(message.to_string())
     }
 }
-
-impl fmt::Display for EngineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for EngineError {}
 
 /// An inference backend. `predict` is called from many tokio worker threads at once.
 pub trait Engine: Send + Sync + 'static {

@@ -18,7 +18,7 @@ pub use contract::{Passenger, Payload, Sex};
 pub use engine::{Engine, EngineError, INPUT_NAME, LoadRequest, ModelSpec, OUTPUT_NAME};
 pub use preprocess::{N_FEATURES, Preprocessor};
 
-use config::{Command, Config};
+use config::Config;
 
 /// Parse the command line, load and warm the models, then serve until SIGINT or SIGTERM.
 /// `default_id` is the server id when neither `--id` nor `SERVEBENCH_SERVER_ID` gives one;
@@ -28,19 +28,13 @@ where
     E: Engine,
     F: FnOnce(&LoadRequest) -> Result<E, String>,
 {
-    let program = std::env::args()
-        .next()
-        .unwrap_or_else(|| default_id.to_string());
-    let env = |name: &str| std::env::var(name).ok();
-    let config = match config::parse(std::env::args().skip(1), env, default_id) {
-        Ok(Command::Serve(config)) => config,
-        Ok(Command::Help) => {
-            print!("{}", config::usage(&program, default_id));
-            return ExitCode::SUCCESS;
-        }
+    let config = match config::parse(config::command(default_id), std::env::args_os()) {
+        Ok(config) => config,
+        // --help arrives here too: clap prints it to stdout for status 0, and a bad command line
+        // to stderr for status 2.
         Err(e) => {
-            eprintln!("{program}: {e}\n{}", config::usage(&program, default_id));
-            return ExitCode::from(2);
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     match start(&config, load) {
