@@ -152,7 +152,7 @@ def test_interrupted_run_all_leaves_nothing_behind(artifacts: dict[str, Any], tm
         proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, output
-    # An interruption is not a crash: no traceback from the orchestrator or the notebook's kernel.
+    # An interruption is not a crash: no traceback from the run or the notebook's kernel.
     for noise in ("Traceback", "ZMQError", "ERROR |"):
         assert noise not in output, output
     time.sleep(1)

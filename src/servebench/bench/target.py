@@ -1,4 +1,4 @@
-"""The server a benchmark notebook measures: the one the orchestrator started (or one running
+"""The server a benchmark notebook measures: the one the run started (or one running
 elsewhere, `--target`), or, when the notebook is opened on its own, one it starts itself, reuses
 when the cell is run again, and stops when the kernel exits."""
 
