@@ -499,3 +499,11 @@ def _points(fig: Figure | None) -> int:
     """How many endpoints a summary chart places: one error bar each."""
     assert fig is not None, "no chart"
     return len(fig.axes[0].containers)
+
+
+def test_only_rows_whose_status_is_not_correct_are_painted_red() -> None:
+    summary = pd.DataFrame({"p50 (ms)": [0.5, 0.7]}, index=["a", "b"])
+    assert "#b00020" not in tables.highlight_incorrect(summary).to_html()
+    parity = pd.DataFrame({"Status": ["correct", "INCORRECT"]}, index=["a", "b"])
+    html = tables.highlight_incorrect(parity).to_html()
+    assert html.count("color: #b00020") == 1

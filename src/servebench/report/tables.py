@@ -366,10 +366,11 @@ def _indexed(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def highlight_incorrect(table: pd.DataFrame) -> Any:
-    """A Styler that paints every non-correct row red."""
+    """A Styler that paints red every row whose Status says it is not correct; a table without a
+    Status column (the summary holds only correct endpoints) has nothing to paint."""
 
     def paint(row: pd.Series) -> list[str]:
-        bad = str(row.get("Status", "")).lower() not in ("correct", "ok")
+        bad = "Status" in row.index and str(row["Status"]).lower() not in ("correct", "ok")
         return ["color: #b00020; font-weight: bold" if bad else "" for _ in row]
 
     return table.style.apply(paint, axis=1).format(_number, na_rep="—")
