@@ -15,6 +15,7 @@ export SERVEBENCH_OUT=$scratch/outputs
 trap '"$root/servers/stop.sh" --all >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
 
 "$root/scripts/bootstrap.sh"
+"$root/scripts/clients_env.sh"
 
 echo "== ruff"
 .venv/bin/ruff check src tests servers

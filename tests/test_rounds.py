@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from servebench.bench import endpoint as endpoint_module
+from servebench.bench import client as client_module
 from servebench.bench.endpoint import Plan, Requests, benchmark_endpoint
 from servebench.bench.ladder import search_capacity
 from servebench.bench.oha import Run
@@ -81,7 +81,7 @@ def test_single_request_rounds_keep_each_rounds_windows(tmp_path: Path, monkeypa
         parity_checks.append(url)
         return {"ok": True}
 
-    monkeypatch.setattr(endpoint_module, "check_parity", parity)
+    monkeypatch.setattr(client_module, "check_parity", parity)
 
     @contextmanager
     def server_for(framework: str) -> Iterator[dict[str, Any]]:
@@ -105,10 +105,10 @@ def test_an_endpoint_failing_parity_or_a_server_not_starting_is_left_out(
     combos = [Combination("a", "good"), Combination("a", "wrong"), Combination("b", "m")]
     starts: list[str] = []
     monkeypatch.setattr(
-        endpoint_module,
+        client_module,
         "check_parity",
         lambda _c, url, *_a: {"ok": not url.endswith("wrong"), "max_abs_diff": 1.0, "label_mismatches": 0,
-                              "errors": 0, "first_error": ""},
+                              "errors": 0, "first_error": "", "tolerance": 1e-4},
     )  # fmt: skip
 
     @contextmanager
@@ -146,7 +146,7 @@ def test_the_benchmark_adds_its_own_windows_to_the_earlier_ones() -> None:
         for part, v in (("predict", 1.0), ("health", 0.1))
     }
     target = Target("f", "m", "http://x", None, None, None, None)
-    requests = Requests([], [], Path("/nonexistent"))
+    requests = Requests("/predict/m", 0, 1, [], Path("/nonexistent"), lambda *_a: {"ok": True})
     result = benchmark_endpoint(
         target, settings().benchmark, requests, Plan(parity=False, windows=2), earlier=earlier,
         runner=window_runner(calls),

@@ -12,14 +12,20 @@ import signal
 import sys
 from pathlib import Path
 
+from servebench import registry
 from servebench.bench.idle import shallow_idle
+from servebench.builtin_packs import builtin_packs
 from servebench.config import PARAMS_DIR, Combination, Matrix, ProfileError, load_profile
 from servebench.notebooks import StepFailed
 from servebench.paths import out_dir, results_dir
 from servebench.run import (
     benchmark,
+    build_builtin_packs,
+    builtin_folder,
     generator_check,
+    install_packs,
     missing_models,
+    read_packs,
     report,
     say,
     soak,
@@ -60,7 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frameworks", help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev only when named)"
     )
-    parser.add_argument("--models", help="comma-separated subset, e.g. pytorch_onnx,lightgbm_onnx")
+    parser.add_argument(
+        "--models", help="comma-separated subset, e.g. pytorch_onnx,lightgbm_onnx (model packs by their names too)"
+    )
+    parser.add_argument(
+        "--model-pack",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="also benchmark your own model: a folder with model.onnx and sample.csv (or sample.parquet), "
+        "and optionally model.yaml (repeatable; docs/model-packs.md)",
+    )
+    parser.add_argument("--batch", type=int, metavar="N", help="rows per request (default 1)")
     parser.add_argument("--out", help="outputs folder (default outputs/)")
     parser.add_argument("--soak", action="store_true", help="also run the long load test on every server")
     parser.add_argument("--skip-train", action="store_true", help="reuse the models already in the outputs folder")
@@ -82,13 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     profile_path = args.profile or PARAMS_DIR / ("quick.yaml" if args.quick else "default.yaml")
     try:
         profile = load_profile(profile_path)
+        if args.batch is not None:
+            profile.setdefault("notebooks", {}).setdefault("04_benchmark", {})["batch"] = args.batch
         settings = run_settings(profile)
     except ProfileError as exc:
         parser.error(str(exc))
     out = out_dir(args.out)
     os.environ["SERVEBENCH_OUT"] = str(out)
-    matrix = Matrix.load()
-    split = lambda text: [s.strip() for s in text.split(",") if s.strip()] if text else None  # noqa: E731
+    builtins = builtin_packs()
+    packs, refused = read_packs(args.model_pack, reserved={b.name for b in builtins})
+    for failure in refused:
+        say(f"run_all.sh: {failure['reason']}")
+    matrix = Matrix.load(tuple(registry.pack_spec(p.name, p.label) for p in [*builtins, *packs]))
+    gone = {r["model"] for r in refused}
+
+    def split(text: str | None) -> list[str] | None:
+        """A comma-separated list; the names of refused packs are dropped (they were reported)."""
+        return [s.strip() for s in text.split(",") if s.strip() and s.strip() not in gone] if text else None
+
     try:
         targets = parse_targets(args.target)
         if targets and args.frameworks:
@@ -102,17 +131,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare is not None and not (args.compare / "results").is_dir():
         say(f"run_all.sh: --compare {args.compare}: no results/ folder there (the outputs folder of an earlier run)")
         return 2
+    titanic = {m.name for m in registry.models()}
+    named = split(args.models)
+    if args.models and not named:
+        say("run_all.sh: nothing to benchmark (every model pack was refused)")
+        return 1
+    # The models this run needs: --models naming only packs trains nothing of Titanic's.
+    wanted = {c.model for c in combos} if not targets else set(named or matrix.models)
+    needs_training = bool(wanted & titanic)
+    to_build = [b for b in builtins if b.name in wanted]
     if args.skip_train:
-        missing = missing_models(out, combos or [Combination("", m) for m in split(args.models) or matrix.models])
+        missing = missing_models(out, [Combination("", m) for m in sorted(wanted & titanic)]) if needs_training else []
+        missing += [f"builtin/{b.name}" for b in to_build if not builtin_folder(out, b.name).is_dir()]
         if missing:
             say(
                 f"run_all.sh: --skip-train, but {out / 'models'} lacks {', '.join(missing)}; "
                 f"run once without --skip-train (with the same --out) to train and export the models"
             )
             return 2
+    if not combos and not targets:
+        say("run_all.sh: nothing to benchmark" + (" (every model pack was refused)" if refused else ""))
+        return 1 if refused else 2
     try:
-        if not args.skip_train:
+        if needs_training and not args.skip_train:
             train(profile, out)
+        packs = [*build_builtin_packs(to_build, out, rebuild=not args.skip_train), *packs]
+        install_packs(packs, out)
         if targets:
             combos = target_combinations(targets, matrix, split(args.models))
             if not combos:
@@ -135,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("run_all.sh: interrupted; servers stopped")
         return 130
+    records = [*refused, *records]
     bad = [r for r in records if r["status"] != "ok"]
     say(f"\nReport: {html}")
     say(f"Models: {out / 'models'}  metrics: {out / 'metrics'}")

@@ -78,13 +78,17 @@ class Matrix:
 
     frameworks: dict[str, ServerSpec]
     models: dict[str, str]
+    packs: tuple[registry.ModelSpec, ...] = ()
 
     @classmethod
-    def load(cls) -> Matrix:
-        return cls(dict(registry.servers()), {m.name: m.label for m in registry.models()})
+    def load(cls, packs: tuple[registry.ModelSpec, ...] = ()) -> Matrix:
+        """The servers, the models of params/models.yaml and the run's model packs (ONNX)."""
+        specs = [*registry.models(), *packs]
+        return cls(dict(registry.servers()), {m.name: m.label for m in specs}, packs)
 
     def served(self, framework: str) -> list[str]:
-        return [m.name for m in self.frameworks[framework].serves(registry.models()) if m.name in self.models]
+        specs = [*registry.models(), *self.packs]
+        return [m.name for m in self.frameworks[framework].serves(specs) if m.name in self.models]
 
     def combinations(self, frameworks: list[str] | None = None, models: list[str] | None = None) -> list[Combination]:
         """Servers in registry order; named frameworks include the `extra` ones."""

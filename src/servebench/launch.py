@@ -48,7 +48,8 @@ def run_dir(out: Path) -> Path:
     return out / "run"
 
 
-def _server_cpus() -> str:
+def server_cpus() -> str:
+    """The cores servers are pinned to (SERVEBENCH_SERVER_CPUS; by default core 0 of two or more)."""
     if "SERVEBENCH_SERVER_CPUS" in os.environ:
         return os.environ["SERVEBENCH_SERVER_CPUS"]
     return "0" if (os.cpu_count() or 1) >= 2 else ""
@@ -77,6 +78,7 @@ def _placeholders(spec: ServerSpec, host: str, port: int, models_dir: Path) -> d
         "port": str(port),
         "models_dir": str(models_dir),
         "models": registry.model_files(spec.serves(registry.models())),
+        "packs": registry.format_files(registry.pack_files(models_dir)) if "onnx" in spec.formats else "",
     }
     used = " ".join([*spec.command, *spec.env.values(), spec.cwd or ""])
     if "{ort_dylib}" in used:
@@ -155,13 +157,14 @@ def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
     command = [_fill(arg, values, spec) for arg in spec.command]
     if not Path(command[0]).is_file():
         raise LaunchError(f"{server_id}: {command[0]} not found; run scripts/bootstrap.sh")
-    cpus = _server_cpus()
+    cpus = server_cpus()
     pinned = ["taskset", "-c", cpus, *command] if cpus else command
     env = {
         **os.environ,
         "SERVEBENCH_SERVER_ID": server_id,
         "SERVEBENCH_MODELS_DIR": str(models_dir),
         "SERVEBENCH_MODELS": values["models"],
+        "SERVEBENCH_PACKS": values["packs"],
         "SERVEBENCH_HOST": host,
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",

@@ -1,5 +1,6 @@
-"""Both models trained briefly and exported, with reference.jsonl: what the tests serve, and what
-the Rust engine tests compare against (`python -m servebench.quick_models OUT`)."""
+"""Both models trained briefly and exported, with reference.jsonl, and the example model packs:
+what the tests serve, and what the Rust engine tests compare against
+(`python -m servebench.quick_models OUT`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from servebench.data import resolve_data_path
+from servebench.example_packs import write_example_packs
 from servebench.export import (
     export_lightgbm_onnx,
     export_pytorch_onnx,
@@ -44,6 +46,7 @@ def make(out: Path, data_path: str | None = None) -> dict[str, Any]:
     }
     onnx = {name: onnx_probabilities(onnx_session(path), data.x_valid) for name, path in exported.items()}
     write_reference(data.valid, {**native, **onnx}, models / "reference.jsonl")
+    packs = write_example_packs(models)
     return {
         "out": out,
         "models": models,
@@ -52,6 +55,7 @@ def make(out: Path, data_path: str | None = None) -> dict[str, Any]:
         "onnx": onnx,
         "torch": torch_result,
         "booster": booster,
+        "packs": packs,
     }
 
 

@@ -30,6 +30,8 @@ class ModelSpec:
     label: str
     file: str
     format: str
+    # A model pack (servebench.packs): served over the Open Inference Protocol only.
+    pack: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,28 @@ def models(path: Path = MODELS_FILE) -> list[ModelSpec]:
 
 def model_files(specs: list[ModelSpec]) -> str:
     """`name=file,name=file`: how a server is told which models to load (SERVEBENCH_MODELS)."""
-    return ",".join(f"{m.name}={m.file}" for m in specs)
+    return format_files({m.name: m.file for m in specs})
+
+
+PACKS_DIR = "packs"
+PACK_MODEL = "model.onnx"
+
+
+def pack_files(models_dir: Path) -> dict[str, str]:
+    """name → file (relative to `models_dir`) of the model packs the run placed in the models
+    folder, `packs/<name>/model.onnx`: served over the Open Inference Protocol only."""
+    return {
+        path.parent.name: f"{PACKS_DIR}/{path.parent.name}/{PACK_MODEL}"
+        for path in sorted((models_dir / PACKS_DIR).glob(f"*/{PACK_MODEL}"))
+    }
+
+
+def pack_spec(name: str, label: str) -> ModelSpec:
+    return ModelSpec(name, label, f"{PACKS_DIR}/{name}/{PACK_MODEL}", "onnx", pack=True)
+
+
+def format_files(files: dict[str, str]) -> str:
+    return ",".join(f"{name}={file}" for name, file in files.items())
 
 
 def parse_model_files(text: str) -> dict[str, str]:

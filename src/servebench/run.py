@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from servebench.bench.rounds import capacity_rounds, single_request_rounds
+from servebench.builtin_packs import BuiltinPack
 from servebench.config import Combination, Matrix
 from servebench.notebooks import StepFailed, profile_parameters, run_notebook
+from servebench.packs import ModelPack, PackError, install, load_pack
 from servebench.paths import results_dir
 from servebench.results import files as result_files
 from servebench.servers import ServerError, alive, log_tail, running_server
@@ -30,6 +32,65 @@ def train(profile: dict[str, Any], out: Path) -> None:
     for i, name in enumerate(TRAIN_NOTEBOOKS, 1):
         say(f"== [{i}/{len(TRAIN_NOTEBOOKS)}] {name}")
         run_notebook(name, out, profile_parameters(profile, name, out))
+
+
+def read_packs(folders: list[Path], reserved: set[str]) -> tuple[list[ModelPack], list[dict[str, Any]]]:
+    """Every pack checked before anything starts: those that can be served, and a failed record
+    for each that cannot (with its message); a refused pack does not stop the others. `reserved`:
+    the built-in packs' names."""
+    from servebench import registry
+
+    taken = {m.name for m in registry.models()} | reserved
+    packs: list[ModelPack] = []
+    refused: list[dict[str, Any]] = []
+    for folder in folders:
+        try:
+            pack = load_pack(folder, reserved=frozenset(taken))
+        except PackError as exc:
+            name = Path(folder).resolve().name
+            refused.append({"framework": "-", "model": name, "status": "failed", "reason": str(exc), "seconds": 0})
+            continue
+        taken.add(pack.name)
+        packs.append(pack)
+        say(f"   model pack {pack.name}: {pack.describe()}, {pack.rows} sample rows")
+    return packs, refused
+
+
+def builtin_folder(out: Path, name: str) -> Path:
+    return out / "models" / "builtin" / name
+
+
+def build_builtin_packs(specs: list[BuiltinPack], out: Path, rebuild: bool) -> list[ModelPack]:
+    """The built-in packs the run needs, trained and exported (again, unless `rebuild` is off and
+    they exist), then read as any pack is."""
+    from servebench.builtin_packs import build
+
+    made = []
+    for spec in specs:
+        folder = builtin_folder(out, spec.name)
+        if rebuild or not folder.is_dir():
+            say(f"== built-in model pack {spec.name}: {spec.label}, trained on scikit-learn's {spec.dataset}")
+            build(spec, out / "models")
+        try:
+            pack = load_pack(folder)
+        except PackError as exc:
+            raise StepFailed(f"the built-in pack {spec.name}: {exc}") from None
+        say(f"   model pack {pack.name}: {pack.describe()}, {pack.rows} sample rows")
+        made.append(pack)
+    return made
+
+
+def install_packs(packs: list[ModelPack], out: Path) -> None:
+    """The run's packs, and only they, in the models folder: the servers serve what is there."""
+    import shutil
+
+    from servebench.registry import PACKS_DIR
+
+    folder = out / "models" / PACKS_DIR
+    if folder.exists():
+        shutil.rmtree(folder)
+    for pack in packs:
+        install(pack, out / "models")
 
 
 def missing_models(out: Path, combos: list[Combination]) -> list[str]:
@@ -51,8 +112,18 @@ def target_combinations(targets: dict[str, str], matrix: Matrix, models: list[st
             served = httpx.get(f"{url}/health", timeout=10).json().get("models", [])
         except (httpx.HTTPError, ValueError) as exc:
             raise StepFailed(f"--target {name}: {url}/health did not answer: {exc}") from None
+        served += [p.name for p in matrix.packs if _ready(f"{url}/v2/models/{p.name}/ready")]
         combos += [Combination(name, m) for m in served if m in matrix.models and (not models or m in models)]
     return combos
+
+
+def _ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @contextmanager
@@ -127,6 +198,7 @@ def benchmark(
         "*.load.parquet",
         "*.windows.json",
         "generator.json",
+        "inference.json",
     ):
         for stale in results_dir(out).glob(pattern):
             stale.unlink()
@@ -137,6 +209,7 @@ def benchmark(
         url = targets.get(framework)
         return attached_server(url) if url else running_server(framework, out)
 
+    inference_alone(sorted({c.model for c in combos}), out)
     earlier: dict[str, Path] = {}
     if settings.earlier_rounds > 0:
         earlier = single_request_rounds(combos, settings, out / "models", results_dir(out), server_for, say)
@@ -184,6 +257,33 @@ def benchmark(
     if settings.capacity_rounds > 0:
         capacity_rounds(combos, settings, out / "models", results_dir(out), server_for, say)
     return records
+
+
+def inference_alone(models: list[str], out: Path) -> None:
+    """Each model's runtime called in-process, no HTTP (servebench.bench.inference_alone), in a
+    process of its own on the servers' core: results/inference.json. A failure here is reported,
+    not fatal."""
+    import subprocess
+    import sys
+
+    from servebench.launch import server_cpus
+
+    if not models:
+        return
+    say(f"== inference alone (the runtime in-process, no HTTP): {', '.join(models)}")
+    command = [sys.executable, "-m", "servebench.bench.inference_alone", str(out / "models"), *models]
+    cpus = server_cpus()
+    done = subprocess.run(
+        ["taskset", "-c", cpus, *command] if cpus else command, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        say(f"   could not measure: {done.stderr.strip()[-500:]}")
+        return
+    records = json.loads(done.stdout)
+    for r in records:
+        if "error" in r:
+            say(f"   {r['model']}: {r['error']}")
+    (results_dir(out) / "inference.json").write_text(json.dumps(records, indent=2) + "\n")
 
 
 def soak(settings: RunSettings, out: Path, frameworks: list[str]) -> None:

@@ -40,6 +40,7 @@ class BenchmarkSettings(_Strict):
     n_requests: int = Field(ge=1)
     warmup: int = Field(ge=0)
     bootstrap_resamples: int = Field(ge=1)
+    batch: int = Field(default=1, ge=1, le=1024)
 
     @property
     def ladder_rates(self) -> list[float]:

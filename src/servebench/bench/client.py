@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,25 @@ def passenger(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in FIELDS}
 
 
-def payloads(rows: Sequence[dict[str, Any]]) -> list[bytes]:
-    return [orjson.dumps(passenger(row)) for row in rows]
+def payloads(rows: Sequence[dict[str, Any]], batch: int = 1) -> list[bytes]:
+    """One passenger a body, or `batch` of them as {"instances": [...]}, cycling through the rows."""
+    if batch == 1:
+        return [orjson.dumps(passenger(row)) for row in rows]
+    return [
+        orjson.dumps({"instances": [passenger(rows[(i + j) % len(rows)]) for j in range(batch)]})
+        for i in range(0, len(rows), batch)
+    ]
+
+
+def record_requests(
+    model: str, rows: Sequence[dict[str, Any]], batch: int
+) -> tuple[str, int, int, list[bytes], Callable[[httpx.Client, str, float], dict[str, Any]]]:
+    """The record API's path, bodies and parity check for a Titanic model."""
+
+    def check(client: httpx.Client, url: str, tolerance: float) -> dict[str, Any]:
+        return check_parity(client, url, model, rows, tolerance)
+
+    return f"/predict/{model}", len(rows), batch, payloads(rows, batch), check
 
 
 def parse_server_timing(header: str | None) -> float:

@@ -19,11 +19,13 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from servebench.bench.client import check_parity, payloads, read_reference, sequential
+from servebench.bench.client import read_reference, record_requests, sequential
 from servebench.bench.ladder import closed_loop_native, run_ladder, search_capacity
 from servebench.bench.oha import Run, run_oha, write_bodies
+from servebench.bench.pack_requests import pack_requests
 from servebench.bench.resources import cpu_seconds, peak_rss_bytes, rss_bytes
 from servebench.bench.target import Target, on_client_cores, pinning
+from servebench.packs import installed
 from servebench.results import derive
 from servebench.results.derive import Windows
 from servebench.settings import BenchmarkSettings
@@ -31,22 +33,36 @@ from servebench.settings import BenchmarkSettings
 Runner = Callable[..., dict[str, Any]]
 
 
+Parity = Callable[[httpx.Client, str, float], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Requests:
-    """The validation rows (with the native model's answers), their request bodies, and a file
-    of those bodies for oha."""
+    """What an endpoint is sent: its path, the request bodies drawn from the validation rows
+    (`rows_per_request` rows each) and a file of them for oha, and the parity check that holds
+    its answers to the reference's, `check(client, url, tolerance)`."""
 
-    rows: list[dict[str, Any]]
+    path: str
+    rows: int
+    rows_per_request: int
     bodies: list[bytes]
     body_file: Path
+    check: Parity
 
 
 @contextmanager
-def validation_requests(models: Path) -> Iterator[Requests]:
-    rows = read_reference(models / "reference.jsonl")
-    bodies = payloads(rows)
+def validation_requests(models: Path, model: str, batch: int = 1) -> Iterator[Requests]:
+    """A model pack's (servebench.packs) Open Inference Protocol requests, or the Titanic record
+    API's from reference.jsonl; `batch` rows per request."""
+    pack = installed(models, model)
+    if pack is not None:
+        made = pack_requests(pack, batch)
+    else:
+        rows = read_reference(models / "reference.jsonl")
+        made = record_requests(model, rows, batch)
     with tempfile.TemporaryDirectory(prefix="servebench-") as tmp:
-        yield Requests(rows, bodies, write_bodies(Path(tmp) / "bodies.jsonl", bodies))
+        path, rows_count, per_request, bodies, check = made
+        yield Requests(path, rows_count, per_request, bodies, write_bodies(Path(tmp) / "bodies.jsonl", bodies), check)
 
 
 @dataclass(frozen=True)
@@ -130,29 +146,28 @@ def benchmark_endpoint(
             "pinning": pinning(target),
             "local": target.local,
             "windows_earlier": len((earlier or {}).get("predict", [])),
+            "path": requests.path,
+            "rows_per_request": requests.rows_per_request,
         },
     )
     cpus = target.client_cpus
+    url = f"{target.base_url}{requests.path}"
     if plan.parity:
         with on_client_cores(target), httpx.Client(timeout=30.0) as client:
-            result.parity = parity = check_parity(
-                client, target.predict_url, target.model, requests.rows, settings.parity_tolerance
-            )
+            result.parity = parity = requests.check(client, url, settings.parity_tolerance)
         if not parity["ok"]:
             result.status = "incorrect"
             result.reason = (
-                f"largest difference {parity['max_abs_diff']:.3g} (tolerance {settings.parity_tolerance:g}), "
+                f"largest difference {parity['max_abs_diff']:.3g} (tolerance {parity['tolerance']:g}), "
                 f"{parity['label_mismatches']} label mismatches, {parity['errors']} errors {parity['first_error']}"
             )
             return result
     if plan.windows > 0:
         body = requests.body_file
         warm = settings.native_warmup
-        native_windows(
-            Run(target.predict_url, requests=warm, bodies=body), Run(target.health_url, requests=warm), 1, cpus, runner
-        )
+        native_windows(Run(url, requests=warm, bodies=body), Run(target.health_url, requests=warm), 1, cpus, runner)
         here = native_windows(
-            Run(target.predict_url, duration_s=settings.native_window_s, bodies=body),
+            Run(url, duration_s=settings.native_window_s, bodies=body),
             Run(target.health_url, duration_s=settings.native_window_s),
             plan.windows,
             cpus,
@@ -166,23 +181,21 @@ def benchmark_endpoint(
     step = (settings.ladder_step_s, settings.slo_p99_ms, settings.open_loop_connections, cpus, target.pid)
     if plan.ladder:
         result.ladder = run_ladder(
-            target.predict_url, requests.body_file, settings.ladder_rates, *step, settings.ladder_refine, runner
+            url, requests.body_file, settings.ladder_rates, *step, settings.ladder_refine, runner
         )
     if plan.search_from is not None:
         result.searches.append(
-            search_capacity(
-                target.predict_url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner
-            )
+            search_capacity(url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner)
         )
     if plan.closed_loop:
         result.load = closed_loop_native(
-            target.predict_url, requests.body_file, list(settings.concurrency), settings.load_duration_s, cpus, runner
+            url, requests.body_file, list(settings.concurrency), settings.load_duration_s, cpus, runner
         )
     cpu_used = None
     if plan.python_client:
         with on_client_cores(target), httpx.Client(timeout=30.0) as client:
             before_cpu = cpu_seconds(target.pid) if target.pid else None
-            predict = sequential(client, target.predict_url, requests.bodies, settings.n_requests, settings.warmup)
+            predict = sequential(client, url, requests.bodies, settings.n_requests, settings.warmup)
             cpu_used = cpu_seconds(target.pid) - before_cpu if target.pid and before_cpu is not None else None
             health = sequential(client, target.health_url, None, settings.n_requests, settings.warmup)
         result.sequential = pd.concat(

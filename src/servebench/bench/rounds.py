@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +101,12 @@ def single_request_rounds(
     if settings.earlier_rounds == 0 or not combos:
         return {}
     kept: dict[str, Windows] = {}
-    with validation_requests(models) as requests:
+    with ExitStack() as stack:
+        requests = _requests_by_model(stack, combos, models, settings)
 
         def visit(combo: Combination, server: dict[str, Any], r: int) -> bool:
             plan = Plan(parity=r == 0, windows=settings.windows_per_round)
-            got = _measure(combo, server, settings, requests, plan, say, runner, round_=r)
+            got = _measure(combo, server, settings, requests[combo.model], plan, say, runner, round_=r)
             if got is None or not got.correct:
                 if got is not None:
                     say(f"   {combo.key}: not the native model's answers; the benchmark reports it")
@@ -149,11 +150,12 @@ def capacity_rounds(
     if settings.capacity_rounds <= 0 or not todo:
         return []
     found: dict[str, list[dict[str, Any]]] = {c.key: [] for c in todo}
-    with validation_requests(models) as requests:
+    with ExitStack() as stack:
+        requests = _requests_by_model(stack, todo, models, settings)
 
         def visit(combo: Combination, server: dict[str, Any], _r: int) -> bool:
             plan = Plan(parity=False, search_from=float(ladder[combo.key]["rate"]))
-            got = _measure(combo, server, settings, requests, plan, say, runner)
+            got = _measure(combo, server, settings, requests[combo.model], plan, say, runner)
             if got is None:
                 return False
             found[combo.key].extend(got.searches)
@@ -170,6 +172,15 @@ def capacity_rounds(
         result_files.write(results, combo.key, observations)
         updated.append(combo.key)
     return updated
+
+
+def _requests_by_model(
+    stack: ExitStack, combos: list[Combination], models: Path, settings: RunSettings
+) -> dict[str, Requests]:
+    return {
+        model: stack.enter_context(validation_requests(models, model, settings.benchmark.batch))
+        for model in dict.fromkeys(c.model for c in combos)
+    }
 
 
 def _measure(

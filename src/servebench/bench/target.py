@@ -31,10 +31,6 @@ class Target:
     client_cpus: str | None
 
     @property
-    def predict_url(self) -> str:
-        return f"{self.base_url}/predict/{self.model}"
-
-    @property
     def health_url(self) -> str:
         return f"{self.base_url}/health"
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from servebench import registry
 from servebench.config import Matrix
 from servebench.paths import metrics_dir, results_dir
 from servebench.registry import GROUPS
@@ -25,6 +26,10 @@ class ReportData:
     onnx_parity: dict[str, dict[str, Any]]
     soak: list[dict[str, Any]]
     generator: dict[str, Any] = field(default_factory=dict)
+    # each model's runtime alone, in-process (results/inference.json), by model
+    inference: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the run's model packs: name → what they are (inputs → outputs; size), and how built-in ones were trained
+    packs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> list[dict[str, Any]]:
@@ -60,13 +65,31 @@ def _json(path: Path, default: Any) -> Any:
     return json.loads(path.read_text()) if path.is_file() else default
 
 
+def _packs(out: Path) -> dict[str, dict[str, Any]]:
+    from servebench.packs import PackError, load_pack
+    from servebench.registry import PACK_MODEL, PACKS_DIR
+
+    found = {}
+    for model in sorted((out / "models" / PACKS_DIR).glob(f"*/{PACK_MODEL}")):
+        try:
+            pack = load_pack(model.parent)
+        except PackError:
+            continue
+        training = _json(model.parent / "training.json", {})
+        found[pack.name] = {"label": pack.label, "shape": pack.describe(), "rows": pack.rows, "training": training}
+    return found
+
+
 def load(out: Path, matrix: Matrix | None = None) -> ReportData:
     results = results_dir(out)
+    packs = _packs(out)
+    if matrix is None:
+        matrix = Matrix.load(tuple(registry.pack_spec(name, p["label"]) for name, p in packs.items()))
     metrics = {
         p.stem: json.loads(p.read_text()) for p in metrics_dir(out).glob("*.json") if p.stem in ("pytorch", "lightgbm")
     }
     return ReportData(
-        matrix=matrix or Matrix.load(),
+        matrix=matrix,
         summaries=result_files.read_summaries(results),
         runs=result_files.read_runs(results),
         sequential=result_files.read_sequential(results),
@@ -74,4 +97,6 @@ def load(out: Path, matrix: Matrix | None = None) -> ReportData:
         onnx_parity=_json(metrics_dir(out) / "onnx_parity.json", {}),
         soak=_json(results / "soak.json", []),
         generator=result_files.read_generator(results),
+        inference={r["model"]: r for r in _json(results / "inference.json", []) if "error" not in r},
+        packs=packs,
     )

@@ -59,6 +59,8 @@ def figures(s: dict[str, Any]) -> dict[str, Any]:
         "capacity_low": _num(cap.get("low")),
         "capacity_high": _num(cap.get("high")),
         "capacity_at_least": bool(cap.get("reached_top")),
+        "rows_per_request": int((s.get("settings") or {}).get("rows_per_request", 1)),
+        "capacity_rows": rate * int((s.get("settings") or {}).get("rows_per_request", 1)),
         "cores_per_10k": 10_000 / rate if rate and rate > 0 else math.nan,
         "cpu_ms": _num(cost.get("cpu_ms_per_request_at_capacity")) if measured else math.nan,
         "peak_mb": _num(cost.get("peak_rss_mb")) if measured else math.nan,
@@ -71,7 +73,16 @@ def figures(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def frame(data: ReportData) -> pd.DataFrame:
-    return pd.DataFrame([figures(s) for s in data.ok if s.get("native")])
+    rows = []
+    for s in data.ok:
+        if not s.get("native"):
+            continue
+        row = figures(s)
+        alone = _num((data.inference.get(s["model"]) or {}).get("single_ms"))
+        row["inference_ms"] = alone
+        row["serving_share"] = max(0.0, 1 - alone / row["p50"]) if row["p50"] > 0 and alone == alone else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def decimals(low: float, high: float, value: float) -> int:

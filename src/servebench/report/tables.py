@@ -220,11 +220,28 @@ def cost_table(data: ReportData) -> pd.DataFrame:
     return _indexed(pd.DataFrame(rows))
 
 
+def summary_columns(h: pd.DataFrame) -> tuple[str | Rank, ...]:
+    """SUMMARY, with the model's inference alone where it was measured, and the capacity in rows/s
+    where a request carried more than one row."""
+    columns = list(SUMMARY)
+    if "inference_ms" in h and h["inference_ms"].notna().any():
+        at = columns.index("server_ms") + 1
+        columns[at:at] = ["inference_ms", "serving_share"]
+    if "rows_per_request" in h and (h["rows_per_request"] > 1).any():
+        at = columns.index("capacity") + 1
+        columns.insert(at, "capacity_rows")
+    return tuple(columns)
+
+
 def summary_table(data: ReportData) -> pd.DataFrame:
-    """The one table of the summary: per endpoint, grouped by kind of stack."""
+    """The one table of the summary: per endpoint, grouped by model and then by kind of stack."""
     h = headline.frame(data)
     if h.empty:
         return pd.DataFrame()
+    models = list(data.matrix.models)
+    h = h.assign(_order=[models.index(m) if m in models else len(models) for m in h["model"]])
+    h = h.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    columns = summary_columns(h)
     ranked = [HEADLINE[c.key] for c in SUMMARY if isinstance(c, Rank)]
     for m in ranked:
         h[m.rank_label] = 0
@@ -242,11 +259,11 @@ def summary_table(data: ReportData) -> pd.DataFrame:
         if not f["cost_measured"]:
             notes.append("cost not measured")
         row: dict[str, Any] = {
+            "Model": data.model_label(f["model"]),
             "Group": data.group(f["framework"]),
             "Stack": data.label(f["framework"]),
-            "Model": data.model_label(f["model"]),
         }
-        for column in SUMMARY:
+        for column in columns:
             if isinstance(column, Rank):
                 label = HEADLINE[column.key].rank_label
                 row[label] = int(f[label])
@@ -254,7 +271,34 @@ def summary_table(data: ReportData) -> pd.DataFrame:
                 row[HEADLINE[column].label] = headline.cell(column, f)
         row["Note"] = "; ".join(notes)
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["Group", "Stack", "Model"])
+    return pd.DataFrame(rows).set_index(["Model", "Group", "Stack"])
+
+
+def models_table(data: ReportData) -> pd.DataFrame:
+    """The models measured: what each is (a pack's inputs → outputs and file size; how a built-in
+    one was trained) and its runtime alone, in-process, on one row and per row of a batch."""
+    rows = []
+    measured = list(dict.fromkeys(s["model"] for s in data.summaries))
+    for model in [m for m in data.matrix.models if m in measured]:
+        pack = data.packs.get(model, {})
+        training = pack.get("training") or {}
+        alone = data.inference.get(model, {})
+        trained = ""
+        if training:
+            score = ", ".join(f"{k} {training[k]:.3f}" for k in ("accuracy", "rmse") if k in training)
+            trained = f"{training.get('layers', '')} on scikit-learn's {training.get('dataset', '')}; {score}"
+        rows.append(
+            {
+                "Model": data.model_label(model),
+                "Served as": "model pack, Open Inference Protocol" if pack else "record API (/predict)",
+                "Inputs → outputs; file": pack.get("shape", ""),
+                "Trained": trained,
+                "Runtime": alone.get("runtime", ""),
+                HEADLINE["inference_ms"].label: alone.get("single_ms"),
+                "Inference per row, batch of 32 (ms)": alone.get("batch_ms_per_row"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("Model") if rows else pd.DataFrame()
 
 
 def generator_table(data: ReportData) -> pd.DataFrame:

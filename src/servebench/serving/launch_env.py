@@ -14,6 +14,7 @@ from servebench.paths import models_dir, out_dir
 
 MODELS_DIR_ENV = "SERVEBENCH_MODELS_DIR"
 MODELS_ENV = "SERVEBENCH_MODELS"
+PACKS_ENV = "SERVEBENCH_PACKS"
 SERVER_ID_ENV = "SERVEBENCH_SERVER_ID"
 
 
@@ -25,6 +26,24 @@ def served_models() -> tuple[Path, dict[str, str]]:
     named = os.environ.get(MODELS_ENV)
     files = registry.parse_model_files(named) if named else {m.name: m.file for m in registry.models()}
     return (Path(directory) if directory else models_dir(out_dir())), files
+
+
+def served_packs() -> dict[str, str]:
+    """name → file (relative to the models folder) of the model packs to serve over the Open
+    Inference Protocol only: SERVEBENCH_PACKS (name=file,...; empty: none), else every
+    `packs/<name>/model.onnx` of the models folder."""
+    named = os.environ.get(PACKS_ENV)
+    if named is not None:
+        return registry.parse_model_files(named) if named.strip() else {}
+    return registry.pack_files(served_models()[0])
+
+
+def v2_models() -> tuple[Path, dict[str, str]]:
+    """The models folder and name → file of every model served over the Open Inference
+    Protocol: the ONNX models of `served_models` and the packs."""
+    directory, files = served_models()
+    onnx = {name: file for name, file in files.items() if file.endswith(".onnx")}
+    return directory, {**onnx, **served_packs()}
 
 
 def server_id(default: str) -> str:
