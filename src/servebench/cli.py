@@ -23,6 +23,7 @@ from servebench.run import (
     build_builtin_packs,
     builtin_folder,
     generator_check,
+    inference_alone,
     install_packs,
     missing_models,
     read_packs,
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"servebench: profile {profile_path.name}, outputs in {out}, {len(combos)} combinations")
         with shallow_idle(settings.hold_cpu_idle) as idle:
             say(f"   CPU idle states: {idle}")
+            inference_alone(sorted({c.model for c in combos}), out)
             records = benchmark(profile, settings, out, combos, targets)
             if any(r["status"] == "ok" for r in records):
                 generator_check(settings, out, targets)

@@ -198,7 +198,6 @@ def benchmark(
         "*.load.parquet",
         "*.windows.json",
         "generator.json",
-        "inference.json",
     ):
         for stale in results_dir(out).glob(pattern):
             stale.unlink()
@@ -209,7 +208,6 @@ def benchmark(
         url = targets.get(framework)
         return attached_server(url) if url else running_server(framework, out)
 
-    inference_alone(sorted({c.model for c in combos}), out)
     earlier: dict[str, Path] = {}
     if settings.earlier_rounds > 0:
         earlier = single_request_rounds(combos, settings, out / "models", results_dir(out), server_for, say)
@@ -268,6 +266,8 @@ def inference_alone(models: list[str], out: Path) -> None:
 
     from servebench.launch import server_cpus
 
+    path = results_dir(out) / "inference.json"
+    path.unlink(missing_ok=True)
     if not models:
         return
     say(f"== inference alone (the runtime in-process, no HTTP): {', '.join(models)}")
@@ -283,7 +283,8 @@ def inference_alone(models: list[str], out: Path) -> None:
     for r in records:
         if "error" in r:
             say(f"   {r['model']}: {r['error']}")
-    (results_dir(out) / "inference.json").write_text(json.dumps(records, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=2) + "\n")
 
 
 def soak(settings: RunSettings, out: Path, frameworks: list[str]) -> None:
