@@ -68,6 +68,16 @@ def _ort_dylib() -> str:
         ) from None
 
 
+def record_models(spec: ServerSpec, models_dir: Path) -> list[registry.ModelSpec]:
+    """The models of params/models.yaml the server serves on the record API: none when the models
+    folder has no preprocessing and none of their files (a run of model packs alone), else all of
+    them, so that a missing file stops the server with its name."""
+    served = spec.serves(registry.models())
+    if not (models_dir / "preprocess.json").is_file() and not any((models_dir / m.file).is_file() for m in served):
+        return []
+    return served
+
+
 def _placeholders(spec: ServerSpec, host: str, port: int, models_dir: Path) -> dict[str, str]:
     values = {
         "root": str(PROJECT_ROOT),
@@ -77,7 +87,7 @@ def _placeholders(spec: ServerSpec, host: str, port: int, models_dir: Path) -> d
         "host": host,
         "port": str(port),
         "models_dir": str(models_dir),
-        "models": registry.model_files(spec.serves(registry.models())),
+        "models": registry.model_files(record_models(spec, models_dir)),
         "packs": registry.format_files(registry.pack_files(models_dir)) if "onnx" in spec.formats else "",
     }
     used = " ".join([*spec.command, *spec.env.values(), spec.cwd or ""])

@@ -61,6 +61,7 @@ def _titanic_calls(models: Path, model: str) -> tuple[str, Callable[[int], Calla
     runtime = {"torch": "torch", "lightgbm": "LightGBM", "onnx": "onnxruntime"}[spec.format]
 
     def calls(n: int) -> Callable[[], object]:
+        assert inference.preprocessor is not None
         x = inference.preprocessor.transform_passengers([passengers[i % len(passengers)] for i in range(n)])
         return lambda: inference.predict_features(model, x)
 

@@ -97,7 +97,8 @@ class Inference:
 
     def __init__(self, directory: Path, files: Mapping[str, str]) -> None:
         self.directory = directory
-        self.preprocessor = Preprocessor.load(directory / "preprocess.json")
+        # A run of model packs alone serves no record model, and has no preprocessing to load.
+        self.preprocessor = Preprocessor.load(directory / "preprocess.json") if files else None
         self.predictors: dict[str, Predictor] = {}
         for name, file in files.items():
             path = directory / file
@@ -113,6 +114,8 @@ class Inference:
 
     def _warm_up(self) -> None:
         """First calls allocate and pick kernels; do that before /health says ready."""
+        if self.preprocessor is None:
+            return
         x = np.zeros((1, len(self.preprocessor.features)), dtype=np.float32)
         for _ in range(20):
             for predict in self.predictors.values():
@@ -127,4 +130,6 @@ class Inference:
 
     def predict(self, model: str, passengers: Sequence[Passenger]) -> np.ndarray:
         """Probabilities for validated passengers, one per passenger, in order."""
+        if self.preprocessor is None:
+            raise KeyError(model)  # no record model is served, so no model name reaches here
         return self.predict_features(model, self.preprocessor.transform_passengers(passengers))

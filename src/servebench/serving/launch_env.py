@@ -20,11 +20,14 @@ SERVER_ID_ENV = "SERVEBENCH_SERVER_ID"
 
 def served_models() -> tuple[Path, dict[str, str]]:
     """The models folder (SERVEBENCH_MODELS_DIR, else outputs/models) and name → file of the
-    models to serve: those SERVEBENCH_MODELS names (name=file,...), else every model of
-    params/models.yaml."""
+    models to serve: those SERVEBENCH_MODELS names (name=file,...; empty: none), else every model
+    of params/models.yaml."""
     directory = os.environ.get(MODELS_DIR_ENV)
     named = os.environ.get(MODELS_ENV)
-    files = registry.parse_model_files(named) if named else {m.name: m.file for m in registry.models()}
+    if named is None:
+        files = {m.name: m.file for m in registry.models()}
+    else:
+        files = registry.parse_model_files(named) if named.strip() else {}
     return (Path(directory) if directory else models_dir(out_dir())), files
 
 
