@@ -22,6 +22,8 @@ from servebench.servers import ServerError, alive, log_tail, running_server
 from servebench.settings import RunSettings
 
 TRAIN_NOTEBOOKS = ("01_train_pytorch", "02_train_lightgbm", "03_export_onnx")
+# Run once for each built-in pack of params/models.yaml that the run needs.
+PACK_NOTEBOOK = "03b_train_pack"
 
 
 def say(message: str) -> None:
@@ -63,14 +65,12 @@ def builtin_folder(out: Path, name: str) -> Path:
 def build_builtin_packs(specs: list[BuiltinPack], out: Path, rebuild: bool) -> list[ModelPack]:
     """The built-in packs the run needs, trained and exported (again, unless `rebuild` is off and
     they exist), then read as any pack is."""
-    from servebench.builtin_packs import build
-
     made = []
     for spec in specs:
         folder = builtin_folder(out, spec.name)
         if rebuild or not folder.is_dir():
             say(f"== built-in model pack {spec.name}: {spec.label}, trained on scikit-learn's {spec.dataset}")
-            build(spec, out / "models")
+            run_notebook(PACK_NOTEBOOK, out, {"pack": spec.name, "out_dir": str(out)}, suffix=f"__{spec.name}")
         try:
             pack = load_pack(folder)
         except PackError as exc:
