@@ -231,3 +231,39 @@ def test_other_scopes_pass_untouched() -> None:
     for middleware in (ContractGate(app), BodyLimit(app)):
         asyncio.run(middleware({"type": "lifespan"}, nothing, drop))
     assert seen == ["lifespan", "lifespan"]
+
+
+# The Open Inference Protocol's door: every POST under /v2/, whatever `paths` says.
+V2_INFER = "/v2/models/two_inputs/infer"
+
+
+def assert_v2_error(exchange: Exchange, status: int) -> dict[str, Any]:
+    assert exchange.status == status, exchange.body
+    assert exchange.headers["content-type"] == JSON
+    doc = json.loads(exchange.body)
+    assert set(doc) == {"error"} and isinstance(doc["error"], str)
+    return doc
+
+
+@pytest.mark.parametrize("content_type", [None, JSON, "application/json; charset=utf-8"])
+@pytest.mark.parametrize("paths", [None, ["/predict/a"]])
+def test_v2_takes_json_or_no_content_type(content_type: str | None, paths: list[str] | None) -> None:
+    exchange = run(ContractGate(echo, paths=paths), [b"{}"], content_type, path=V2_INFER)
+    assert exchange.status == 200 and exchange.body == b"{}"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/vnd.servebench+json"])
+def test_v2_refuses_another_content_type_in_its_own_body(content_type: str) -> None:
+    exchange = run(ContractGate(echo, read_body=False), [b"{}"], content_type, path=V2_INFER)
+    assert "Content-Type" in assert_v2_error(exchange, 415)["error"]
+    assert exchange.read == 0
+
+
+def test_v2_bodies_have_the_same_limit() -> None:
+    exchange = run(ContractGate(echo), split(MAX_BODY_BYTES + 1), path=V2_INFER)
+    assert str(MAX_BODY_BYTES) in assert_v2_error(exchange, 413)["error"]
+    assert exchange.read == MAX_BODY_BYTES + 1
+
+
+def test_v2_gets_are_not_gated() -> None:
+    assert run(ContractGate(echo), [b""], "text/plain", method="GET", path="/v2/health/live").status == 200

@@ -1,10 +1,16 @@
 """Flask: `request.get_json()`, validation with the shared pydantic models, Flask's own limits and
 error handling, and the shared inference layer. Served by gunicorn (gunicorn.conf.py beside
-this file), or by Flask's development server as the `flask-dev` variant."""
+this file), or by Flask's development server as the `flask-dev` variant.
+
+Beside the record API, the Open Inference Protocol (/v2, docs/api.md): views that hand the body
+to the shared protocol (servebench.serving.v2), whose refusals (`V2Error`) and Flask's own on
+/v2 routes are answered by error handlers as `{"error": message}`."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+from typing import Any
 
 from flask import Flask, Response, abort, request
 from pydantic import ValidationError
@@ -12,6 +18,7 @@ from werkzeug import serving
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from servebench.contract import DRAIN_LIMIT, MAX_BODY_BYTES
+from servebench.serving import v2
 from servebench.serving.inference import Inference
 from servebench.serving.launch_env import server_id
 from servebench.serving.middleware import WSGIServerTiming
@@ -40,8 +47,9 @@ def _drain() -> None:
             left -= len(chunk)
 
 
-def create_app(inference: Inference | None = None) -> Flask:
+def create_app(inference: Inference | None = None, protocol: v2.V2Models | None = None) -> Flask:
     engine = inference or Inference.from_env()
+    models = protocol or v2.V2Models.from_env()
     identity = server_id(SERVER_ID)
     app = Flask(__name__)
     # One byte over the limit, so that a body of unknown length (chunked) that is too long is seen
@@ -49,12 +57,17 @@ def create_app(inference: Inference | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.wsgi_app = WSGIServerTiming(app.wsgi_app)  # type: ignore[method-assign]
 
+    @app.errorhandler(v2.V2Error)
+    def v2_error(exc: v2.V2Error) -> Response:
+        return Response(json.dumps(exc.body()), exc.status, mimetype=JSON)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         if isinstance(exc, RequestEntityTooLarge):
             _drain()
-        response = error(status, exc.description or exc.name)
+        message = exc.description or exc.name
+        response = v2_error(v2.V2Error(status, message)) if v2.is_v2_path(request.path) else error(status, message)
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value  # the Allow of a 405, for instance
@@ -83,6 +96,36 @@ def create_app(inference: Inference | None = None) -> Flask:
         passengers = body.instances if isinstance(body, Batch) else [body]
         result = predictions(engine.predict(model, passengers), batch=isinstance(body, Batch))
         return Response(result.model_dump_json(), mimetype=JSON)
+
+    # The Open Inference Protocol.
+    @app.get("/v2")
+    def v2_server() -> dict[str, Any]:
+        return v2.server_metadata(identity)
+
+    @app.get("/v2/health/live")
+    def v2_live() -> dict[str, Any]:
+        return v2.LIVE
+
+    @app.get("/v2/health/ready")
+    def v2_ready() -> dict[str, Any]:
+        return v2.READY
+
+    @app.get("/v2/models/<name>")
+    def v2_model_metadata(name: str) -> dict[str, Any]:
+        return models.metadata(name)
+
+    @app.get("/v2/models/<name>/ready")
+    def v2_model_ready(name: str) -> dict[str, Any]:
+        return models.ready(name)
+
+    @app.post("/v2/models/<name>/infer")
+    def v2_infer(name: str) -> dict[str, Any]:
+        models.model(name)
+        v2.check_media_type(request.content_type)
+        body = request.get_data(cache=True)
+        if len(body) > MAX_BODY_BYTES:
+            raise v2.V2Error(413, f"body exceeds {MAX_BODY_BYTES} bytes")  # read whole: nothing to drain
+        return models.infer(name, body)
 
     return app
 

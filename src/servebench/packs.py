@@ -134,13 +134,9 @@ class ModelPack:
 
     @cached_property
     def session(self) -> Any:
-        import onnxruntime as ort
+        from servebench.serving.inference import onnx_session
 
-        from servebench.serving.inference import onnx_session_options
-
-        return ort.InferenceSession(
-            str(self.model), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
-        )
+        return onnx_session(self.model)
 
     def expected(self, rows: slice | list[int]) -> dict[str, np.ndarray]:
         """onnxruntime in-process on sample rows: the outputs compared, by name."""

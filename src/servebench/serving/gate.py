@@ -8,6 +8,10 @@
 - each refusal is a Starlette `HTTPException`, answered in the contract's error body
   (`errors.http_error_response`), by the app's exception handler or by the gate itself.
 
+The Open Inference Protocol's routes (a POST under /v2/) have the protocol's door instead: no
+Content-Type, or application/json (`require_v2_json`, a 415 otherwise); the same 1 MiB; refusals
+in the protocol's body, `{"error": message}`.
+
 Each framework takes it its own way. FastAPI checks where FastAPI checks things: `require_json` in
 the route's dependency, and `BodyLimit`, whose 413 is raised from `receive` inside the route so
 that the app's exception handler renders it. `ContractGate` is the same door as one pure ASGI
@@ -25,7 +29,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servebench.contract import DRAIN_LIMIT, MAX_BODY_BYTES
-from servebench.serving.errors import http_error_response
+from servebench.serving.errors import http_error_response, v2_http_error_response
+from servebench.serving.v2 import UNSUPPORTED_MEDIA_TYPE, V2_PREFIX, accepts_media_type
 
 JSON_TYPE = "application/json"
 PREDICT_PREFIX = "/predict/"
@@ -41,6 +46,12 @@ def require_json(headers: Headers) -> None:
     """The 415 for a body not declared JSON."""
     if not is_json(headers.get("content-type", "")):
         raise HTTPException(415, "Content-Type must be application/json")
+
+
+def require_v2_json(headers: Headers) -> None:
+    """The protocol's 415: a body declared anything but JSON (no Content-Type is fine)."""
+    if not accepts_media_type(headers.get("content-type")):
+        raise HTTPException(415, UNSUPPORTED_MEDIA_TYPE)
 
 
 class BodyTooLarge(HTTPException):
@@ -114,13 +125,16 @@ class BodyLimit:
 
 class ContractGate:
     """Pure ASGI: a POST to a prediction route is answered here, before the framework sees it,
-    when it breaks the door's rules: 415 unless the body is declared JSON; with `read_body`, the
+    when it breaks the door's rules: 415 unless the body is declared JSON (on a /v2/ route:
+    unless it is declared application/json or not declared at all); with `read_body`, the
     body is read whole first (413 past the limit, drained; 400 when empty; 408, closing the
     connection, when it stalls for `body_timeout` seconds) and replayed to the app, and a client
     that goes away mid-body gets no answer. Every other request passes untouched.
 
     `paths` are the prediction routes where the framework has one per model (LitServe); by
     default every path under /predict/ is one (a single route with the model as a parameter).
+    Every POST under /v2/ is gated too, whatever `paths` says, and answered in the protocol's
+    error body.
     Without `read_body` the body is the framework's own to read and bound."""
 
     def __init__(
@@ -140,21 +154,24 @@ class ContractGate:
         if scope["type"] != "http" or scope["method"] != "POST":
             return False
         path: str = scope["path"]
+        if path.startswith(V2_PREFIX):
+            return True
         return path in self.paths if self.paths is not None else path.startswith(PREDICT_PREFIX)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.gates(scope):
             await self.app(scope, receive, send)
             return
+        v2 = scope["path"].startswith(V2_PREFIX)
         try:
-            require_json(Headers(scope=scope))
+            (require_v2_json if v2 else require_json)(Headers(scope=scope))
             if self.read_body:
                 body = await self._whole_body(receive)
                 if body is None:
                     return
                 receive = replay(body, receive)
         except HTTPException as exc:
-            await http_error_response(exc)(scope, receive, send)
+            await (v2_http_error_response if v2 else http_error_response)(exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

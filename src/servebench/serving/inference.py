@@ -72,15 +72,18 @@ def _lightgbm_predictor(path: Path) -> Predictor:
     return lambda x: booster.predict(x, num_threads=1)
 
 
-def _onnx_predictor(path: Path) -> Predictor:
+def onnx_session(path: Path) -> ort.InferenceSession:
+    """An ONNX Runtime session of the model file with the servers' options."""
     if not path.is_file():
         raise FileNotFoundError(f"missing model file {path}")
     try:
-        session = ort.InferenceSession(
-            str(path), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(path), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise ValueError(f"cannot load ONNX model {path}: {exc}") from None
+
+
+def _onnx_predictor(path: Path) -> Predictor:
+    session = onnx_session(path)
     return lambda x: session.run([ONNX_OUTPUT], {ONNX_INPUT: x})[0]
 
 
