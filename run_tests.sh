@@ -38,8 +38,10 @@ target=$(scripts/cargo_target_dir.sh)
   CARGO_TARGET_DIR=$target
   SERVEBENCH_MODELS_DIR="$scratch/models"
   SERVEBENCH_MODELS=$(../.venv/bin/python -m servebench.registry onnx-models)
+  # The example packs quick_models wrote, which tests/vectors/v2.json is run against.
+  SERVEBENCH_PACKS=$(../.venv/bin/python -m servebench.registry packs "$SERVEBENCH_MODELS_DIR")
   ORT_DYLIB_PATH=$(../.venv/bin/python -m servebench.ort_dylib)
-  export CARGO_TARGET_DIR SERVEBENCH_MODELS_DIR SERVEBENCH_MODELS ORT_DYLIB_PATH
+  export CARGO_TARGET_DIR SERVEBENCH_MODELS_DIR SERVEBENCH_MODELS SERVEBENCH_PACKS ORT_DYLIB_PATH
   # The ci profile (rust/Cargo.toml): release's optimisations without its fat LTO, which made
   # linking each test binary slow; the benchmarked binaries are still built with --release.
   cargo clippy --profile ci --locked --all-targets --quiet -- -D warnings

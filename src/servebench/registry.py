@@ -185,11 +185,14 @@ if __name__ == "__main__":
     import sys
 
     # For the shell scripts: `onnx-models`, SERVEBENCH_MODELS for the Rust engine tests;
+    # `packs DIR`, SERVEBENCH_PACKS for them (the packs of the models folder DIR, maybe none);
     # `system-packages`, the Debian packages the servers need, for the bootstrap.
     command = sys.argv[1:]
     if command == ["onnx-models"]:
         print(model_files([m for m in models() if m.format == "onnx"]))
+    elif len(command) == 2 and command[0] == "packs":
+        print(format_files(pack_files(Path(command[1]))))
     elif command == ["system-packages"]:
         print(" ".join(sorted({p for spec in servers().values() for p in spec.system_packages})))
     else:
-        sys.exit("usage: python -m servebench.registry onnx-models | system-packages")
+        sys.exit("usage: python -m servebench.registry onnx-models | packs MODELS_DIR | system-packages")

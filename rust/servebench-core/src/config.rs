@@ -14,6 +14,7 @@ pub const HOST_ENV: &str = "SERVEBENCH_HOST";
 pub const PORT_ENV: &str = "PORT";
 pub const MODELS_DIR_ENV: &str = "SERVEBENCH_MODELS_DIR";
 pub const MODELS_ENV: &str = "SERVEBENCH_MODELS";
+pub const PACKS_ENV: &str = "SERVEBENCH_PACKS";
 pub const ID_ENV: &str = "SERVEBENCH_SERVER_ID";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// `(name, file)` pairs sorted by name; files are relative to `models_dir`.
     pub models: Vec<(String, String)>,
+    /// The model packs, served over the Open Inference Protocol only: `(name, file)` pairs sorted
+    /// by name, files relative to `models_dir`; names distinct from the models'.
+    pub packs: Vec<(String, String)>,
     /// The server id /health reports.
     pub id: String,
 }
@@ -30,7 +34,10 @@ pub struct Config {
 /// The flags. Each falls back to its environment variable, then to its default; `--id`'s default
 /// is the binary's and is set by [`command`].
 #[derive(Debug, Parser)]
-#[command(about = "Serve ONNX models over HTTP: /health and POST /predict/NAME (docs/api.md)")]
+#[command(
+    about = "Serve ONNX models over HTTP: /health, POST /predict/NAME and the Open Inference \
+             Protocol under /v2 (docs/api.md)"
+)]
 struct Args {
     /// Serve FILE (an ONNX model, relative to DIR) as /predict/NAME; repeatable, or a
     /// comma-separated list
@@ -40,9 +47,20 @@ struct Args {
         env = MODELS_ENV,
         value_delimiter = ',',
         value_parser = parse_model,
-        required = true
+        required_unless_present = "packs"
     )]
     models: Vec<(String, String)>,
+
+    /// Also serve FILE (an ONNX model, relative to DIR) as NAME over the Open Inference Protocol
+    /// only (/v2/models/NAME); repeatable, or a comma-separated list
+    #[arg(
+        long = "packs",
+        value_name = "NAME=FILE",
+        env = PACKS_ENV,
+        value_delimiter = ',',
+        value_parser = parse_model
+    )]
+    packs: Vec<(String, String)>,
 
     /// Directory with preprocess.json and the models
     #[arg(long, value_name = "DIR", env = MODELS_DIR_ENV, default_value = DEFAULT_MODELS_DIR)]
@@ -91,14 +109,27 @@ where
     let matches = command.try_get_matches_from_mut(args)?;
     let Args {
         mut models,
+        mut packs,
         models_dir,
         host,
         port,
         id,
     } = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
     models.sort();
+    packs.sort();
     if let Some(pair) = models.windows(2).find(|w| w[0].0 == w[1].0) {
         let message = format!("model {:?} is given twice", pair[0].0);
+        return Err(command.error(ErrorKind::ValueValidation, message));
+    }
+    if let Some(pair) = packs.windows(2).find(|w| w[0].0 == w[1].0) {
+        let message = format!("pack {:?} is given twice", pair[0].0);
+        return Err(command.error(ErrorKind::ValueValidation, message));
+    }
+    if let Some((name, _)) = packs
+        .iter()
+        .find(|(p, _)| models.iter().any(|(m, _)| m == p))
+    {
+        let message = format!("pack {name:?} has the name of a model");
         return Err(command.error(ErrorKind::ValueValidation, message));
     }
     Ok(Config {
@@ -106,6 +137,7 @@ where
         port,
         models_dir,
         models,
+        packs,
         id,
     })
 }
@@ -191,6 +223,7 @@ mod tests {
                 port: 8000,
                 models_dir: "outputs/models".into(),
                 models: pairs(&[("m", "m.onnx")]),
+                packs: vec![],
                 id: "rust-test".into(),
             }
         );
@@ -198,6 +231,7 @@ mod tests {
         let empty = [
             ("PORT", ""),
             ("SERVEBENCH_MODELS_DIR", ""),
+            ("SERVEBENCH_PACKS", ""),
             ("SERVEBENCH_HOST", ""),
             ("SERVEBENCH_SERVER_ID", ""),
         ];
@@ -215,6 +249,10 @@ mod tests {
                 "pytorch_onnx=pytorch.onnx, lightgbm_onnx=lightgbm.onnx",
             ),
             ("SERVEBENCH_SERVER_ID", "env-id"),
+            (
+                "SERVEBENCH_PACKS",
+                "two_inputs=packs/two_inputs/model.onnx,fixed=packs/fixed/model.onnx",
+            ),
         ];
         assert_eq!(
             serve(&[], &env),
@@ -225,6 +263,10 @@ mod tests {
                 models: pairs(&[
                     ("lightgbm_onnx", "lightgbm.onnx"),
                     ("pytorch_onnx", "pytorch.onnx")
+                ]),
+                packs: pairs(&[
+                    ("fixed", "packs/fixed/model.onnx"),
+                    ("two_inputs", "packs/two_inputs/model.onnx")
                 ]),
                 id: "env-id".into(),
             }
@@ -240,6 +282,8 @@ mod tests {
             "--model=a=sub/a.onnx",
             "--id",
             "flag-id",
+            "--packs",
+            "p=p.onnx,q=q/model.onnx",
         ];
         assert_eq!(
             serve(&args, &env),
@@ -248,6 +292,7 @@ mod tests {
                 port: 9001,
                 models_dir: "/flag".into(),
                 models: pairs(&[("a", "sub/a.onnx"), ("b", "b.onnx")]),
+                packs: pairs(&[("p", "p.onnx"), ("q", "q/model.onnx")]),
                 id: "flag-id".into(),
             }
         );
@@ -263,6 +308,9 @@ mod tests {
             &["--id", "", m[0], m[1]],
             &["--model", "m"],
             &["--model", "m=a", "--model", "m=b"],
+            &["--model", "m=a", "--packs", "p"],
+            &["--model", "m=a", "--packs", "p=a,p=b"],
+            &["--model", "m=a", "--packs", "m=b"],
         ];
         for args in bad_flags {
             let e = error(args, &[]);
@@ -278,9 +326,15 @@ mod tests {
             ("SERVEBENCH_MODELS", "a/b=m.onnx"),
             ("SERVEBENCH_MODELS", "m=a.onnx,m=b.onnx"),
             ("SERVEBENCH_MODELS", "m=a.onnx,"),
+            ("SERVEBENCH_PACKS", "p"),
+            ("SERVEBENCH_PACKS", "p=a.onnx,p=b.onnx"),
         ];
         for variable in bad_variables {
-            let args = if variable.0 == "PORT" { &m[..] } else { &[] };
+            let args = if matches!(variable.0, "PORT" | "SERVEBENCH_PACKS") {
+                &m[..]
+            } else {
+                &[]
+            };
             let e = error(args, &[variable]);
             assert_eq!(e.kind(), ErrorKind::ValueValidation, "{variable:?}: {e}");
         }
@@ -289,6 +343,16 @@ mod tests {
         let none = error(&[], &[("SERVEBENCH_MODELS", "")]);
         assert_eq!(none.kind(), ErrorKind::MissingRequiredArgument);
         assert!(none.to_string().contains("--model <NAME=FILE>"), "{none}");
+        // Model packs alone: no record model, and so no --model.
+        let packs = serve(
+            &[],
+            &[
+                ("SERVEBENCH_MODELS", ""),
+                ("SERVEBENCH_PACKS", "p=packs/p/model.onnx"),
+            ],
+        );
+        assert!(packs.models.is_empty());
+        assert_eq!(packs.packs, pairs(&[("p", "packs/p/model.onnx")]));
         // A bad command line exits with status 2 and says what was wrong.
         let twice = error(&["--model", "m=a", "--model", "m=b"], &[]);
         assert_eq!(twice.exit_code(), 2);
@@ -298,6 +362,13 @@ mod tests {
         );
         let bad = error(&["--model", "a/b=m.onnx"], &[]);
         assert!(bad.to_string().contains("expected NAME=FILE"), "{bad}");
+        let clash = error(&["--model", "m=a", "--packs", "m=b"], &[]);
+        assert!(
+            clash
+                .to_string()
+                .contains("pack \"m\" has the name of a model"),
+            "{clash}"
+        );
     }
 
     #[test]
@@ -308,11 +379,13 @@ mod tests {
         let text = command("rust-ort").render_help().to_string();
         for needle in [
             "--model <NAME=FILE>",
+            "--packs <NAME=FILE>",
             "--models-dir <DIR>",
             "--host <HOST>",
             "--port <PORT>",
             "--id <ID>",
             "[env: SERVEBENCH_MODELS=",
+            "[env: SERVEBENCH_PACKS=",
             "[env: SERVEBENCH_MODELS_DIR=",
             "[env: SERVEBENCH_HOST=",
             "[env: PORT=",

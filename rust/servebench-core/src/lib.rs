@@ -9,13 +9,17 @@ pub mod engine;
 pub mod http;
 pub mod preprocess;
 pub mod serve;
+pub mod v2;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 pub use contract::{Passenger, Payload, Sex};
-pub use engine::{Engine, EngineError, INPUT_NAME, LoadRequest, ModelSpec, OUTPUT_NAME};
+pub use engine::{
+    Data, DataType, DataView, Engine, EngineError, INPUT_NAME, LoadRequest, ModelInfo, ModelSpec,
+    OUTPUT_NAME, RecordModel, Tensor, TensorInfo, TensorView,
+};
 pub use preprocess::{N_FEATURES, Preprocessor};
 
 use config::Config;
@@ -52,10 +56,17 @@ where
     F: FnOnce(&LoadRequest) -> Result<E, String>,
 {
     let dir = &config.models_dir;
-    let preprocessor = Preprocessor::load(&dir.join("preprocess.json"))?;
+    // A run of model packs alone serves no record model and has no preprocessing.
+    let preprocessor = if config.models.is_empty() {
+        Preprocessor::identity()
+    } else {
+        Preprocessor::load(&dir.join("preprocess.json"))?
+    };
+    // The record API's models, then the packs: a model's engine index is its place here.
     let models = config
         .models
         .iter()
+        .chain(&config.packs)
         .map(|(name, file)| {
             let path = dir.join(file);
             check_readable(&path)?;
@@ -71,10 +82,33 @@ where
         models: models.clone(),
         workers,
     })?;
-    warm_up(&config.id, &engine, &models, &preprocessor)?;
+    if engine.models().len() != models.len() {
+        return Err(format!(
+            "the engine loaded {} models of {}",
+            engine.models().len(),
+            models.len()
+        ));
+    }
+    let names = |list: &[(String, String)]| list.iter().map(|(name, _)| name.clone()).collect();
+    let app = http::App::new(
+        &config.id,
+        names(&config.models),
+        names(&config.packs),
+        Arc::new(engine),
+        preprocessor,
+    )
+    .map_err(|e| {
+        // A record model whose graph is not the record API's: name its file.
+        match models
+            .iter()
+            .find(|m| e.starts_with(&format!("model {}:", m.name)))
+        {
+            Some(m) => format!("{e} ({})", m.path.display()),
+            None => e,
+        }
+    })?;
+    warm_up(&config.id, &app, &models)?;
 
-    let names = models.into_iter().map(|m| m.name).collect();
-    let app = http::App::new(&config.id, names, Arc::new(engine), preprocessor);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -117,14 +151,10 @@ fn check_readable(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Run every model (every copy of it, for engines that keep several) on a batch of two and on a
-/// single row, and insist on sane, batch-independent answers before serving.
-fn warm_up(
-    id: &str,
-    engine: &dyn Engine,
-    models: &[ModelSpec],
-    preprocessor: &Preprocessor,
-) -> Result<(), String> {
+/// Run every record model (every copy of it, for engines that keep several) on a batch of two
+/// and on a single row, and insist on sane, batch-independent answers before serving; then run
+/// every pack once on zeros (a model that refuses zeros is still served: warming up is for speed).
+fn warm_up(id: &str, app: &http::App, models: &[ModelSpec]) -> Result<(), String> {
     let passengers = [
         Passenger {
             pclass: 3,
@@ -143,8 +173,10 @@ fn warm_up(
             fare: 71.2833,
         },
     ];
-    let features = preprocessor.transform(&passengers);
-    for (index, model) in models.iter().enumerate() {
+    let features = app.preprocessor().transform(&passengers);
+    let engine = app.engine();
+    for record in app.record_models() {
+        let model = &models[record.index];
         let fail = |e: EngineError| {
             format!(
                 "warm-up of {} ({}) failed: {e}",
@@ -152,12 +184,10 @@ fn warm_up(
                 model.path.display()
             )
         };
-        let batch = engine.warm_up(index, &features, 2).map_err(fail)?;
-        engine::check_output(&batch, 2).map_err(fail)?;
-        let single = engine
-            .predict(index, &features[..N_FEATURES], 1)
+        let batch = record.warm_up(engine, &features, 2).map_err(fail)?;
+        let single = record
+            .predict(engine, &features[..N_FEATURES], 1)
             .map_err(fail)?;
-        engine::check_output(&single, 1).map_err(fail)?;
         if (single[0] - batch[0]).abs() > 1e-5 {
             return Err(fail(EngineError(format!(
                 "batch and single-row answers differ: {} vs {}",
@@ -168,6 +198,18 @@ fn warm_up(
             "{id}: {} ready (warm-up probabilities {batch:?})",
             model.name
         );
+    }
+    for (index, model) in models.iter().enumerate() {
+        if app.record_models().iter().any(|r| r.index == index) {
+            continue;
+        }
+        match v2::warm_up(engine, index) {
+            Ok(()) => eprintln!("{id}: {} ready (Open Inference Protocol only)", model.name),
+            Err(e) => eprintln!(
+                "{id}: {} ready (Open Inference Protocol only); warm-up on zeros failed: {e}",
+                model.name
+            ),
+        }
     }
     Ok(())
 }

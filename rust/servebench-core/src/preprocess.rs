@@ -21,6 +21,18 @@ pub struct Preprocessor {
 }
 
 impl Preprocessor {
+    /// No scaling at all: for a server of model packs alone, which serves no record model and
+    /// so never preprocesses a passenger, and has no preprocess.json to read.
+    pub fn identity() -> Self {
+        Self {
+            female: 0.0,
+            male: 1.0,
+            age_fill: 0.0,
+            mean: [0.0; N_FEATURES],
+            scale: [1.0; N_FEATURES],
+        }
+    }
+
     /// Read and check preprocess.json; the error names the file.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read(path).map_err(|e| {

@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
-use common::{Reply, app, app_with, post, preprocess_json, send};
-use servebench_core::{Engine, EngineError};
+use common::{FakeEngine, Reply, app, app_with, post, preprocess_json, send};
+use servebench_core::{Data, Engine, EngineError, ModelInfo, Tensor, TensorView};
 
 const OK: &str =
     r#"{"Pclass": 3, "Sex": "male", "Age": 22.0, "SibSp": 1, "Parch": 0, "Fare": 7.25}"#;
@@ -290,8 +290,21 @@ async fn invalid_fields_are_422_with_their_path() {
 struct BrokenEngine;
 
 impl Engine for BrokenEngine {
-    fn predict(&self, _: usize, _: &[f32], rows: usize) -> Result<Vec<f32>, EngineError> {
-        Ok(vec![f32::NAN; rows])
+    fn models(&self) -> &[ModelInfo] {
+        FakeEngine.models()
+    }
+
+    fn infer(
+        &self,
+        _: usize,
+        inputs: &[TensorView<'_>],
+        _: &[usize],
+    ) -> Result<Vec<Tensor>, EngineError> {
+        let rows = inputs[0].shape[0];
+        Ok(vec![Tensor {
+            shape: vec![rows],
+            data: Data::F32(vec![f32::NAN; rows]),
+        }])
     }
 }
 

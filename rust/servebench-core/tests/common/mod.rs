@@ -2,33 +2,120 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use servebench_core::http::{App, router};
-use servebench_core::{Engine, EngineError, N_FEATURES, Preprocessor};
+use servebench_core::{
+    Data, DataType, DataView, Engine, EngineError, INPUT_NAME, ModelInfo, N_FEATURES, OUTPUT_NAME,
+    Preprocessor, Tensor, TensorInfo, TensorView,
+};
 use tower::ServiceExt;
 
 pub const MODELS: [&str; 2] = ["lightgbm_onnx", "pytorch_onnx"];
 
-/// Third class gets 0.25, everyone else 0.75, so answers show which row went where.
+/// The graph of a Titanic model: features FP32 [-1, 6] -> probability FP32 [-1].
+pub fn titanic() -> ModelInfo {
+    ModelInfo {
+        inputs: vec![TensorInfo::new(
+            INPUT_NAME,
+            DataType::Fp32,
+            vec![-1, N_FEATURES as i64],
+        )],
+        outputs: vec![TensorInfo::new(OUTPUT_NAME, DataType::Fp32, vec![-1])],
+    }
+}
+
+static TITANIC: LazyLock<Vec<ModelInfo>> = LazyLock::new(|| vec![titanic(), titanic()]);
+
+/// The record API's probabilities of a feature batch: third class gets 0.25, everyone else 0.75,
+/// so answers show which row went where.
+fn probabilities(inputs: &[TensorView<'_>]) -> Tensor {
+    let DataView::F32(features) = inputs[0].data else {
+        panic!("features are FP32")
+    };
+    let rows = inputs[0].shape[0];
+    assert_eq!(features.len(), rows * N_FEATURES);
+    Tensor {
+        shape: vec![rows],
+        data: Data::F32(
+            features
+                .chunks(N_FEATURES)
+                .map(|row| if row[0] == 3.0 { 0.25 } else { 0.75 })
+                .collect(),
+        ),
+    }
+}
+
+/// Two Titanic models (see [`probabilities`]).
 pub struct FakeEngine;
 
 impl Engine for FakeEngine {
-    fn predict(
+    fn models(&self) -> &[ModelInfo] {
+        &TITANIC
+    }
+
+    fn infer(
         &self,
         model: usize,
-        features: &[f32],
-        rows: usize,
-    ) -> Result<Vec<f32>, EngineError> {
+        inputs: &[TensorView<'_>],
+        outputs: &[usize],
+    ) -> Result<Vec<Tensor>, EngineError> {
         assert!(model < MODELS.len());
-        assert_eq!(features.len(), rows * N_FEATURES);
-        Ok(features
-            .chunks(N_FEATURES)
-            .map(|row| if row[0] == 3.0 { 0.25 } else { 0.75 })
+        servebench_core::engine::check_inputs(&TITANIC[model], inputs, outputs)?;
+        Ok(vec![probabilities(inputs)])
+    }
+}
+
+/// The Titanic models, then packs of the given graphs whose every output is zeros of its declared
+/// shape, a dynamic dimension the first input's first.
+pub struct PackEngine {
+    pub infos: Vec<ModelInfo>,
+}
+
+impl PackEngine {
+    pub fn new(packs: impl IntoIterator<Item = ModelInfo>) -> Self {
+        let mut infos = vec![titanic(), titanic()];
+        infos.extend(packs);
+        Self { infos }
+    }
+}
+
+impl Engine for PackEngine {
+    fn models(&self) -> &[ModelInfo] {
+        &self.infos
+    }
+
+    fn infer(
+        &self,
+        model: usize,
+        inputs: &[TensorView<'_>],
+        outputs: &[usize],
+    ) -> Result<Vec<Tensor>, EngineError> {
+        let info = &self.infos[model];
+        servebench_core::engine::check_inputs(info, inputs, outputs)?;
+        if model < MODELS.len() {
+            return Ok(vec![probabilities(inputs)]);
+        }
+        let batch = inputs.first().map_or(1, |t| t.shape[0]);
+        Ok(outputs
+            .iter()
+            .map(|&i| {
+                let out = &info.outputs[i];
+                let shape: Vec<usize> = out
+                    .shape
+                    .iter()
+                    .map(|&d| usize::try_from(d).unwrap_or(batch))
+                    .collect();
+                let n = shape.iter().product();
+                Tensor {
+                    shape,
+                    data: Data::zeros(out.datatype, n),
+                }
+            })
             .collect())
     }
 }
@@ -45,14 +132,26 @@ pub fn preprocess_json() -> serde_json::Value {
 }
 
 pub fn app_with(engine: impl Engine, preprocess: &serde_json::Value) -> Router {
+    app_with_packs(engine, &[], preprocess)
+}
+
+/// The router over `engine`, whose models are [`MODELS`] and then `packs`.
+pub fn app_with_packs(
+    engine: impl Engine,
+    packs: &[String],
+    preprocess: &serde_json::Value,
+) -> Router {
     let preprocessor = Preprocessor::from_json(preprocess).expect("preprocess document");
     let models = MODELS.map(String::from).to_vec();
-    router(Arc::new(App::new(
+    let app = App::new(
         "rust-test",
         models,
+        packs.to_vec(),
         Arc::new(engine),
         preprocessor,
-    )))
+    )
+    .expect("an app");
+    router(Arc::new(app))
 }
 
 pub fn app() -> Router {
