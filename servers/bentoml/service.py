@@ -3,6 +3,12 @@ input BentoML parses and validates, `/health` from a small FastAPI app mounted o
 (`@bentoml.asgi_app`, BentoML's way to add routes that are not POST inference APIs), and the
 shared inference layer. Served by `bentoml serve` (serve.sh beside this file).
 
+The Open Inference Protocol (/v2, docs/api.md) the same way: its inference is a `@bentoml.api`
+whose root input is the protocol's request model (servebench.serving.v2), the model's name a path
+parameter; its GET routes (server metadata, liveness, readiness, a model's metadata and
+readiness) are the mounted FastAPI app's. The service holds the protocol's models beside the
+record API's.
+
 BentoML picks its deserialiser by Content-Type and falls back to JSON for any other type, reads
 bodies without a bound, and answers a client that stalls or goes away mid-body with a 504 or a 500
 and a traceback; the shared `ContractGate`, an ASGI middleware added with `add_asgi_middleware`,
@@ -31,7 +37,8 @@ from fastapi import Depends, FastAPI
 from pydantic import RootModel, ValidationError
 from starlette.types import ASGIApp
 
-from servebench.serving.errors import error_response
+from servebench.serving import v2
+from servebench.serving.errors import error_response, install_error_handlers
 from servebench.serving.gate import ContractGate
 from servebench.serving.launch_env import server_id
 from servebench.serving.middleware import ServerTiming
@@ -54,6 +61,11 @@ class PredictBody(RootModel[PredictRequest]):
 class PredictAnswer(RootModel[Prediction | BatchPrediction]):
     """The answer, as a pydantic model so that BentoML serialises it without rebuilding its JSON
     schema on every response (it does so for a bare union)."""
+
+
+class InferBody(v2.InferenceRequest):
+    """The protocol's inference request, as the API's root input: the whole body is one model,
+    which BentoML hands to pydantic's JSON validator."""
 
 
 class QuietClientErrors(logging.Filter):
@@ -85,6 +97,10 @@ def die_with_arbiter() -> None:
 die_with_arbiter()
 
 health_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+# The protocol's errors on its GET routes ({"error": ...}, a V2Error as it says); contract_errors.py
+# keeps that shape on /v2 paths.
+install_error_handlers(health_app)
+CurrentService = Annotated[Any, Depends(bentoml.get_current_service)]
 
 
 @bentoml.service(name="servebench", workers=1, logging={"access": {"enabled": False}})
@@ -96,7 +112,9 @@ class Titanic:
         from servebench.serving.inference import Inference
 
         self.inference: Inference = Inference.from_env()
-        self.health = Health(status="ok", framework=server_id(SERVER_ID), models=self.inference.models)
+        self.protocol = v2.V2Models.from_env()
+        self.identity = server_id(SERVER_ID)
+        self.health = Health(status="ok", framework=self.identity, models=self.inference.models)
 
     @bentoml.api(route="/predict/{model}")
     async def predict(self, body: PredictBody, /, ctx: bentoml.Context) -> PredictAnswer:
@@ -112,10 +130,47 @@ class Titanic:
         passengers = request.instances if isinstance(request, Batch) else [request]
         return PredictAnswer(predictions(self.inference.predict(model, passengers), batch=batch))
 
+    @bentoml.api(route="/v2/models/{name}/infer")
+    async def v2_infer(self, body: InferBody, /, ctx: bentoml.Context) -> dict[str, Any]:
+        """The Open Inference Protocol's inference, inline on the event loop like `predict`.
+        BentoML has parsed the body into the protocol's request; the tensors are checked against
+        the model here."""
+        try:
+            return self.protocol.infer_request(ctx.request.path_params["name"], body)
+        except v2.V2Error as exc:
+            ctx.response.status_code = exc.status
+            return exc.body()
+
 
 @health_app.get("/health")
-async def health(service: Annotated[Any, Depends(bentoml.get_current_service)]) -> Health:
+async def health(service: CurrentService) -> Health:
     return service.health
+
+
+@health_app.get("/v2")
+async def v2_server(service: CurrentService) -> v2.ServerMetadata:
+    return v2.ServerMetadata.model_validate(v2.server_metadata(service.identity))
+
+
+@health_app.get("/v2/health/live")
+async def v2_live() -> v2.ServerLive:
+    return v2.ServerLive.model_validate(v2.LIVE)
+
+
+@health_app.get("/v2/health/ready")
+async def v2_ready() -> v2.ServerReady:
+    # The worker serves once the service's __init__ has loaded and warmed every model.
+    return v2.ServerReady.model_validate(v2.READY)
+
+
+@health_app.get("/v2/models/{name}")
+async def v2_model_metadata(name: str, service: CurrentService) -> v2.ModelMetadata:
+    return v2.ModelMetadata.model_validate(service.protocol.metadata(name))
+
+
+@health_app.get("/v2/models/{name}/ready")
+async def v2_model_ready(name: str, service: CurrentService) -> v2.ModelReady:
+    return v2.ModelReady.model_validate(service.protocol.ready(name))
 
 
 # The first added is the outermost: the gate's own refusals are already in the contract's shape.

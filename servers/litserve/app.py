@@ -9,23 +9,36 @@ the return annotation of `encode_response` is the route's response model.
 No `from __future__ import annotations` here: LitServe reads those two annotations at run time
 (`inspect.signature`) to build the route, and string annotations break that.
 
+The Open Inference Protocol (/v2, docs/api.md) is one more LitAPI, `OpenInferenceAPI`, whose
+routes come from a LitServe spec (`OpenInferenceSpec`, as LitServe's OpenAI spec brings the OpenAI
+routes): its one inference worker holds every model of the protocol (servebench.serving.v2) and
+answers inference, metadata and readiness by model name, which the spec's routes take from the
+path and send it with the body.
+
 Processes (LitServe's architecture, see docs/servers.md): this main process, a multiprocessing Manager
 that holds the queues, one API server (uvicorn, forked) and one inference worker per LitAPI
-(spawned), i.e. one per model, plus multiprocessing's resource tracker.
+(spawned), i.e. one per model and one for the protocol, plus multiprocessing's resource tracker.
 """
 
 import argparse
+import asyncio
 import multiprocessing
 import os
 import sys
+import time
+import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import litserve as ls
-from litserve.utils import WorkerSetupStatus
-from starlette.exceptions import HTTPException
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from litserve.specs.base import LitSpec
+from litserve.utils import LitAPIStatus, ResponseBufferItem, WorkerSetupStatus
 
 from servebench.contract import MAX_BODY_BYTES
+from servebench.serving import v2
 from servebench.serving.errors import install_error_handlers
 from servebench.serving.gate import ContractGate
 from servebench.serving.launch_env import served_models, server_id
@@ -43,6 +56,8 @@ from servebench.serving.schema import (
 SERVER_ID = "litserve"
 # LitServe's own readiness endpoint, moved so that /health can answer with the contract's body.
 LITSERVE_HEALTH = "/litserve/health"
+# What the protocol's routes ask its inference worker, with a model's name (and a body).
+INFER, METADATA, READY = "infer", "metadata", "ready"
 
 
 class TitanicAPI(ls.LitAPI):
@@ -78,19 +93,123 @@ class TitanicAPI(ls.LitAPI):
         return predictions(probabilities, batch=batch)
 
 
+def all_ready(server: ls.LitServer) -> bool:
+    """Every inference worker has finished its setup (LitServe serves once any one has)."""
+    status = server.workers_setup_status
+    return bool(status) and all(state == WorkerSetupStatus.READY for state in status.values())
+
+
+class OpenInferenceSpec(LitSpec):
+    """The Open Inference Protocol's routes, as a LitServe spec: the way LitServe gives one LitAPI
+    the several routes of a standard protocol (its OpenAI specs do the same). The server's own
+    routes (/v2, liveness, readiness) are answered here, in the API server; a model's inference,
+    metadata and readiness go to the LitAPI's inference worker, which holds the models, as
+    `(what, name, body)`: the model's name comes from the path, which LitServe never hands a
+    worker itself, and the body goes as it came (JSON or no Content-Type: ContractGate answers
+    the 415), for the worker to parse and check against the model (`V2Models.infer`).
+
+    Errors: a `V2Error` in the worker comes back as the HTTPException LitServe carries between
+    processes, and the app's exception handlers answer it, like FastAPI's own, as `{"error": ...}`."""
+
+    def __init__(self, identity: str) -> None:
+        super().__init__()
+        self.api_path = "/v2/models/{name}/infer"  # also the key of the worker's request queue
+        self.identity = identity
+
+    def pre_setup(self, lit_api: ls.LitAPI) -> None:
+        self.add_endpoint("/v2", self.server_metadata, ["GET"])
+        self.add_endpoint("/v2/health/live", self.live, ["GET"])
+        self.add_endpoint("/v2/health/ready", self.ready, ["GET"])
+        self.add_endpoint("/v2/models/{name}", self.model_metadata, ["GET"])
+        self.add_endpoint("/v2/models/{name}/ready", self.model_ready, ["GET"])
+        self.add_endpoint(self.api_path, self.infer, ["POST"])
+
+    def decode_request(self, request: tuple[str, str, bytes], context_kwargs: dict | None = None) -> Any:
+        return request
+
+    def encode_response(self, output: dict[str, Any], context_kwargs: dict | None = None) -> Any:
+        return output
+
+    async def server_metadata(self) -> v2.ServerMetadata:
+        return v2.ServerMetadata.model_validate(v2.server_metadata(self.identity))
+
+    async def live(self) -> v2.ServerLive:
+        return v2.ServerLive.model_validate(v2.LIVE)
+
+    async def ready(self) -> v2.ServerReady:
+        if not all_ready(self._server):
+            raise HTTPException(503, "the models are loading")
+        return v2.ServerReady.model_validate(v2.READY)
+
+    async def model_metadata(self, name: str) -> JSONResponse:
+        return JSONResponse(await self._ask(METADATA, name))
+
+    async def model_ready(self, name: str) -> JSONResponse:
+        return JSONResponse(await self._ask(READY, name))
+
+    async def infer(self, name: str, request: Request) -> JSONResponse:
+        # LitServe's max_payload_size bounds the read (413).
+        return JSONResponse(await self._ask(INFER, name, await request.body()))
+
+    async def _ask(self, what: str, name: str, body: bytes = b"") -> Any:
+        """The inference worker's answer, through LitServe's request queue and response buffer,
+        as LitServe's own routes wait for theirs."""
+        uid = str(uuid.uuid4())
+        event = asyncio.Event()
+        self.response_buffer[uid] = ResponseBufferItem(event=event)
+        self.request_queue.put((self.response_queue_id, uid, time.monotonic(), (what, name, body)))
+        await event.wait()
+        response, status = self.response_buffer.pop(uid).response
+        if status == LitAPIStatus.ERROR:
+            if isinstance(response, HTTPException):
+                raise response
+            raise HTTPException(500, "the inference worker failed")
+        return response
+
+
+class OpenInferenceAPI(ls.LitAPI):
+    """Every model of the Open Inference Protocol (`launch_env.v2_models()`: the ONNX models and
+    the model packs) in one inference worker; the spec gives it its routes."""
+
+    def __init__(self, identity: str, failures: Connection) -> None:
+        super().__init__(spec=OpenInferenceSpec(identity))
+        self.failures = failures
+
+    def setup(self, device: str) -> None:
+        try:
+            self.models = v2.V2Models.from_env()
+        except Exception as exc:
+            self.failures.send(f"the Open Inference Protocol's models: {exc}")
+            raise
+
+    def predict(self, call: tuple[str, str, bytes]) -> dict[str, Any]:
+        what, name, body = call
+        try:
+            if what == INFER:
+                return self.models.infer(name, body)
+            if what == METADATA:
+                return self.models.metadata(name)
+            return self.models.ready(name)
+        except v2.V2Error as exc:
+            # The client's fault: LitServe carries FastAPI's HTTPException back to the API server
+            # without logging it, where any other exception is logged as the worker's own.
+            raise HTTPException(exc.status, exc.message) from None
+
+
 def create_server(failures: Connection) -> ls.LitServer:
     directory, files = served_models()
     apis = [TitanicAPI(name, file, directory, failures) for name, file in sorted(files.items())]
     served = sorted(files)
     identity = server_id(SERVER_ID)
     server = ls.LitServer(
-        apis,
+        [*apis, OpenInferenceAPI(identity, failures)],
         accelerator="cpu",
         workers_per_device=1,
         healthcheck_path=LITSERVE_HEALTH,
         max_payload_size=MAX_BODY_BYTES,
-        # The 415, where FastAPI would read a body of another type as raw bytes and answer 422.
-        # The body itself is LitServe's to read: max_payload_size answers its 413.
+        # The 415, where FastAPI would read a body of another type as raw bytes and answer 422;
+        # on /v2 routes, the protocol's (no Content-Type is fine there). The body itself is
+        # LitServe's to read: max_payload_size answers its 413.
         middlewares=[(ContractGate, {"paths": [api.api_path for api in apis], "read_body": False})],
     )
     app = server.app
@@ -99,10 +218,9 @@ def create_server(failures: Connection) -> ls.LitServer:
 
     @app.get("/health")
     async def health() -> Health:
-        # Ready once every model's inference worker is: LitServe's own check (LITSERVE_HEALTH)
-        # does the same, but answers with a plain-text "ok".
-        status = server.workers_setup_status
-        if not status or any(state != WorkerSetupStatus.READY for state in status.values()):
+        # Ready once every inference worker is: LitServe's own check (LITSERVE_HEALTH) does the
+        # same, but answers with a plain-text "ok".
+        if not all_ready(server):
             raise HTTPException(503, "the models are loading")
         return Health(status="ok", framework=identity, models=served)
 

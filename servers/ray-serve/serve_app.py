@@ -3,9 +3,10 @@ of one deployment with one replica.
 
 Ray Serve's proxy actor accepts the HTTP connection and hands each request to the replica as a Ray
 actor call; the replica runs the FastAPI app (routing, pydantic validation, the error handlers,
-ServerTiming and BodyLimit, the shared inference layer) as it runs under uvicorn in
-servers/fastapi. What differs from that stack is Ray Serve itself: the proxy, the hop to the
-replica and back, and the control plane beside them.
+ServerTiming and BodyLimit, the shared inference layer, and the Open Inference Protocol's /v2
+routes with their ONNX sessions) as it runs under uvicorn in servers/fastapi. What differs from
+that stack is Ray Serve itself: the proxy, the hop to the replica and back, and the control plane
+beside them.
 
 `app` is what main.py deploys, and what `serve run serve_app:app` deploys on a running cluster.
 """
@@ -21,7 +22,7 @@ FASTAPI_APP = Path(__file__).resolve().parent.parent / "fastapi" / "app.py"
 
 def fastapi_app() -> FastAPI:
     """The app of servers/fastapi, built in the replica (Serve calls this builder there), so that
-    the models load once, in the process that serves them."""
+    the models (the record API's and the protocol's) load once, in the process that serves them."""
     spec = importlib.util.spec_from_file_location("servebench_fastapi_app", FASTAPI_APP)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
