@@ -142,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     needs_training = bool(wanted & titanic)
     to_build = [b for b in builtins if b.name in wanted]
     if args.skip_train:
+        # A built-in pack never trained in this outputs folder is left out, unless --models names it.
+        untrained = {
+            b.name for b in to_build if not builtin_folder(out, b.name).is_dir() and b.name not in (named or [])
+        }
+        for name in sorted(untrained):
+            say(f"run_all.sh: --skip-train: the built-in pack {name} was never trained in {out}; left out")
+        to_build = [b for b in to_build if b.name not in untrained]
+        combos = [c for c in combos if c.model not in untrained]
         missing = missing_models(out, [Combination("", m) for m in sorted(wanted & titanic)]) if needs_training else []
         missing += [f"builtin/{b.name}" for b in to_build if not builtin_folder(out, b.name).is_dir()]
         if missing:
