@@ -1,5 +1,6 @@
 """Small model packs of shapes the Titanic models do not have — several inputs, several outputs,
-float64, int64 and int32 tensors, a fixed batch, regression and multiclass — written with the onnx
+float64, int64 and int32 tensors, a fixed batch, regression, multiclass and a binary tree
+ensemble of the ONNX-ML domain — written with the onnx
 package's helpers so that no training is needed. The test servers serve them over the Open
 Inference Protocol, and tests/vectors/v2.json is written against them.
 
@@ -19,14 +20,18 @@ from onnx import TensorProto, helper, numpy_helper
 from servebench.registry import PACK_MODEL, PACKS_DIR
 
 OPSET = 13
+ML_OPSET = 3
 SAMPLE_ROWS = 8
 
 
-def _graph(name: str, nodes: list, inputs: list, outputs: list, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+def _graph(
+    name: str, nodes: list, inputs: list, outputs: list, weights: dict[str, np.ndarray], ml: bool = False
+) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes, name, inputs, outputs, initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()]
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="servebench")
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("ai.onnx.ml", ML_OPSET)] if ml else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="servebench")
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -120,11 +125,51 @@ def fixed(rng: np.random.Generator) -> tuple[onnx.ModelProto, pd.DataFrame]:
     return model, sample
 
 
+def binary_trees(rng: np.random.Generator) -> tuple[onnx.ModelProto, pd.DataFrame]:
+    """`x` FP32 [N,2] → `label` INT64 [N] and `probabilities` FP32 [N,2]: two stumps of a
+    `TreeEnsembleClassifier` whose leaves weigh the positive class alone, the layout in which
+    skl2onnx exports a binary random forest and onnxmltools a binary LightGBM classifier."""
+    leaf_weights = [0.1, 0.4, 0.15, 0.45]
+    ensemble = helper.make_node(
+        "TreeEnsembleClassifier",
+        ["x"],
+        ["label", "probabilities"],
+        domain="ai.onnx.ml",
+        classlabels_int64s=[0, 1],
+        post_transform="NONE",
+        nodes_treeids=[0, 0, 0, 1, 1, 1],
+        nodes_nodeids=[0, 1, 2, 0, 1, 2],
+        nodes_featureids=[0, 0, 0, 1, 0, 0],
+        nodes_values=[0.0, 0.0, 0.0, 0.5, 0.0, 0.0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"] * 2,
+        nodes_truenodeids=[1, 0, 0, 1, 0, 0],
+        nodes_falsenodeids=[2, 0, 0, 2, 0, 0],
+        class_treeids=[0, 0, 1, 1],
+        class_nodeids=[1, 2, 1, 2],
+        class_ids=[0, 0, 0, 0],
+        class_weights=leaf_weights,
+    )
+    model = _graph(
+        "binary_trees",
+        [ensemble],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]),
+        ],
+        {},
+        ml=True,
+    )
+    sample = pd.DataFrame(rng.normal(size=(SAMPLE_ROWS, 2)).round(3), columns=["left", "right"])
+    return model, sample
+
+
 PACKS: dict[str, Callable[[np.random.Generator], tuple[onnx.ModelProto, pd.DataFrame]]] = {
     "two_inputs": two_inputs,
     "regression": regression,
     "multiclass": multiclass,
     "fixed": fixed,
+    "binary_trees": binary_trees,
 }
 
 

@@ -90,6 +90,11 @@ def cases(sessions: dict[str, ort.InferenceSession]) -> list[dict[str, Any]]:
             "fixed",
             {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "INT32", "data": [7, -9]}]},
         ),
+        (
+            "a binary tree ensemble, labels of both classes",
+            "binary_trees",
+            {"inputs": [{"name": "x", "shape": [4, 2], "datatype": "FP32", "data": [-1, 0, 1, 0, -1, 1, 1, 1]}]},
+        ),
     ]
     found: list[dict[str, Any]] = [
         {

@@ -198,6 +198,8 @@ fn load_plan(name: &str, path: &Path) -> Result<(Arc<TypedRunnableModel>, ModelI
         inputs.push(TensorInfo::new(input, datatype, shape));
     }
 
+    let mut model = model.into_typed()?;
+    label_binary_trees_from_both_classes(&mut model)?;
     let model = model.into_optimized()?;
     let mut outputs = Vec::with_capacity(declared.len());
     for (i, (output, (datatype, shape))) in graph.output.iter().zip(declared).enumerate() {
@@ -221,6 +223,37 @@ fn load_plan(name: &str, path: &Path) -> Result<(Arc<TypedRunnableModel>, ModelI
         outputs.push(TensorInfo::new(output.name.clone(), datatype, shape));
     }
     Ok((model.into_runnable()?, ModelInfo { inputs, outputs }))
+}
+
+/// tract 0.23's `TreeEnsembleClassifier`, for a binary classifier whose leaves weigh the positive
+/// class alone (scikit-learn's forests and LightGBM, as their converters export them), builds the
+/// probabilities as [1 - p, p] but takes the label's argmax over the scores before that step,
+/// whose second column is all zeros: every label comes out as the first class. ONNX Runtime labels
+/// by [1 - p, p]. Point the argmax at the two columns, as the probabilities output already is.
+fn label_binary_trees_from_both_classes(model: &mut TypedModel) -> TractResult<()> {
+    use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
+    let misplaced: Vec<(usize, OutletId)> = model
+        .nodes()
+        .iter()
+        .filter(|node| {
+            node.op_as::<Reduce>()
+                .is_some_and(|r| matches!(r.reducer, Reducer::ArgMax(_)))
+        })
+        .filter_map(|node| {
+            let prefix = node.name.strip_suffix(".argmax")?;
+            let both = model
+                .node_id_by_name(&format!("{prefix}.binary_result"))
+                .ok()?;
+            let both = OutletId::new(both, 0);
+            (node.inputs[0] != both).then_some((node.id, both))
+        })
+        .collect();
+    for (argmax, both) in misplaced {
+        let node = model.node(argmax);
+        let patch = TypedModelPatch::replace_single_op(model, node, &[both], node.op.clone())?;
+        patch.apply(model)?;
+    }
+    Ok(())
 }
 
 fn input_tensor(view: &TensorView<'_>) -> TractResult<Tensor> {
