@@ -12,6 +12,7 @@ from servebench.training import (
     lightgbm_probabilities,
     load_lightgbm,
     load_pytorch,
+    save_pytorch,
     torch_probabilities,
     train_lightgbm,
     train_pytorch,
@@ -32,13 +33,16 @@ def test_models_learn_the_task(artifacts: dict[str, Any]) -> None:
         assert ((p >= 0.5) == data.y_valid).mean() >= 0.75
 
 
-def test_pytorch_weights_load_with_weights_only(artifacts: dict[str, Any]) -> None:
-    path = artifacts["models"] / "pytorch.pt"
+def test_pytorch_weights_load_with_weights_only(artifacts: dict[str, Any], tmp_path: Path) -> None:
+    data = artifacts["data"]
+    result = train_pytorch(data.x_train, data.y_train, data.x_valid, data.y_valid, max_epochs=3)
+    path = tmp_path / "pytorch.pt"
+    save_pytorch(result, path)
     checkpoint = torch.load(path, weights_only=True)
     assert set(checkpoint) == {"state_dict", "hidden"}
     model = load_pytorch(path)
-    x = artifacts["data"].x_valid
-    assert np.array_equal(torch_probabilities(model, x), torch_probabilities(artifacts["torch"].model, x))
+    x = data.x_valid
+    assert np.array_equal(torch_probabilities(model, x), torch_probabilities(result.model, x))
 
 
 def test_lightgbm_file_round_trip(artifacts: dict[str, Any]) -> None:

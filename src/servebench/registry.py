@@ -32,6 +32,12 @@ class ModelSpec:
     format: str
     # A model pack (servebench.packs): served over the Open Inference Protocol only.
     pack: bool = False
+    # A trained model: the notebook that trains it (run with `model` = its name), and the
+    # parameters it gets over its profile's section of that notebook.
+    notebook: str | None = None
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # An export: the trained model it is made from by notebook 03 (servebench.native_models).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,9 +149,43 @@ def server(server_id: str) -> ServerSpec:
 def models(path: Path = MODELS_FILE) -> list[ModelSpec]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
-        return [ModelSpec(**entry) for entry in doc["models"]]
+        found = [ModelSpec(**entry) for entry in doc["models"]]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise RegistryError(f"cannot read the model list {path}: {exc}") from None
+    names = [m.name for m in found]
+    trained = {m.name for m in found if m.notebook}
+    for m in found:
+        fault = None
+        if names.count(m.name) > 1:
+            fault = "is listed twice"
+        elif m.notebook and m.source:
+            fault = "has both a notebook (trained) and a source (exported): give one"
+        elif not m.notebook and not m.source:
+            fault = "needs a notebook that trains it or the source it is exported from"
+        elif m.source and m.source not in trained:
+            fault = f"is exported from {m.source!r}, which is not a trained model of the list"
+        elif m.source and m.format != "onnx":
+            fault = f"is an export, so its format is onnx, not {m.format!r}"
+        if fault:
+            raise RegistryError(f"{path}: model {m.name!r} {fault}")
+    return found
+
+
+def model(name: str) -> ModelSpec:
+    known = {m.name: m for m in models()}
+    if name not in known:
+        raise RegistryError(f"unknown model {name!r} (one of: {', '.join(known)})")
+    return known[name]
+
+
+def trained_models() -> list[ModelSpec]:
+    """The models the run trains, each by its own notebook."""
+    return [m for m in models() if m.notebook]
+
+
+def exported_models() -> list[ModelSpec]:
+    """The ONNX exports notebook 03 makes of the trained models."""
+    return [m for m in models() if m.source]
 
 
 def model_files(specs: list[ModelSpec]) -> str:

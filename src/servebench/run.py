@@ -21,7 +21,8 @@ from servebench.results import files as result_files
 from servebench.servers import ServerError, alive, log_tail, running_server
 from servebench.settings import RunSettings
 
-TRAIN_NOTEBOOKS = ("01_train_pytorch", "02_train_lightgbm", "03_export_onnx")
+# Run once after every trained model of params/models.yaml: makes every export of them.
+EXPORT_NOTEBOOK = "03_export_onnx"
 # Run once for each built-in pack of params/models.yaml that the run needs.
 PACK_NOTEBOOK = "03b_train_pack"
 
@@ -31,9 +32,19 @@ def say(message: str) -> None:
 
 
 def train(profile: dict[str, Any], out: Path) -> None:
-    for i, name in enumerate(TRAIN_NOTEBOOKS, 1):
-        say(f"== [{i}/{len(TRAIN_NOTEBOOKS)}] {name}")
-        run_notebook(name, out, profile_parameters(profile, name, out))
+    """Each trained model of params/models.yaml by its notebook (the profile's section of it, then
+    the model's own `params`), then every export of them."""
+    from servebench import registry
+
+    trained = registry.trained_models()
+    steps = len(trained) + 1
+    for i, spec in enumerate(trained, 1):
+        notebook = str(spec.notebook)
+        say(f"== [{i}/{steps}] {notebook}: {spec.name}")
+        params = {**profile_parameters(profile, notebook, out), **spec.params, "model": spec.name}
+        run_notebook(notebook, out, params, suffix=f"__{spec.name}")
+    say(f"== [{steps}/{steps}] {EXPORT_NOTEBOOK}")
+    run_notebook(EXPORT_NOTEBOOK, out, profile_parameters(profile, EXPORT_NOTEBOOK, out))
 
 
 def read_packs(folders: list[Path], reserved: set[str]) -> tuple[list[ModelPack], list[dict[str, Any]]]:
