@@ -37,7 +37,10 @@ trap cleanup EXIT
 trap on_signal INT TERM
 
 echo "== bootstrap (virtual environment, Rust servers, load generator)"
+started=$SECONDS
 "$root/scripts/bootstrap.sh" || { echo "run_all.sh: FAILED at bootstrap (see the message above)" >&2; exit 1; }
+# The run lists what each stage took (servebench.stages), the bootstrap among them.
+export SERVEBENCH_BOOTSTRAP_S=$((SECONDS - started))
 
 # The orchestrator runs in the background so that this shell can relay signals and clean up.
 "$root/.venv/bin/python" -m servebench.cli "$@" &

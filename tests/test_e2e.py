@@ -51,6 +51,10 @@ def test_run_all_quick(tmp_path: Path) -> None:
     assert headings[:2] == ["Summary", "Correctness"], headings
     assert "The-original-write-up's-method" in headings[2:], headings
     assert "<details>" in html and "Kernel is running over TCP" not in run.stdout + run.stderr
+    # what each stage took, the bootstrap's included, printed and listed in the report's environment
+    stages = json.loads((out / "results" / "stages.json").read_text())
+    assert {"bootstrap", "training and export", "benchmarks"} <= set(stages), stages
+    assert "(benchmarks: " in run.stdout and "stage: benchmarks" in html
     generator = json.loads((out / "results" / "generator.json").read_text())
     assert generator["rows"] and all(r["offered_rate"] > 0 for r in generator["rows"])
     assert "<script src=" not in html and "data:image/png;base64" in html

@@ -34,6 +34,7 @@ from servebench.run import (
     train,
 )
 from servebench.settings import run_settings
+from servebench.stages import StageClock
 
 
 def parse_targets(specs: list[str]) -> dict[str, str]:
@@ -161,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     if not combos and not targets:
         say("run_all.sh: nothing to benchmark" + (" (every model pack was refused)" if refused else ""))
         return 1 if refused else 2
+    clock = StageClock(results_dir(out))
     try:
         if needs_training and not args.skip_train:
-            train(profile, out)
-        packs = [*build_builtin_packs(to_build, out, rebuild=not args.skip_train), *packs]
+            with clock.stage("training and export"):
+                train(profile, out)
+        with clock.stage("built-in model packs"):
+            packs = [*build_builtin_packs(to_build, out, rebuild=not args.skip_train), *packs]
         install_packs(packs, out)
         if targets:
             combos = target_combinations(targets, matrix, split(args.models))
@@ -174,15 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         say(f"servebench: profile {profile_path.name}, outputs in {out}, {len(combos)} combinations")
         with shallow_idle(settings.hold_cpu_idle) as idle:
             say(f"   CPU idle states: {idle}")
-            inference_alone(sorted({c.model for c in combos}), out)
-            records = benchmark(profile, settings, out, combos, targets)
+            with clock.stage("inference alone"):
+                inference_alone(sorted({c.model for c in combos}), out)
+            with clock.stage("benchmarks"):
+                records = benchmark(profile, settings, out, combos, targets)
             if any(r["status"] == "ok" for r in records):
-                generator_check(settings, out, targets)
+                with clock.stage("load generator check"):
+                    generator_check(settings, out, targets)
             if args.soak:
                 # The long load test is about servers, so without --frameworks it covers every one,
                 # flask-dev included.
-                soak(settings, out, split(args.frameworks) or list(matrix.frameworks))
-        html = report(profile, out, args.compare.resolve() if args.compare else None)
+                with clock.stage("soak"):
+                    soak(settings, out, split(args.frameworks) or list(matrix.frameworks))
+        with clock.stage("report"):
+            html = report(profile, out, args.compare.resolve() if args.compare else None)
     except StepFailed as exc:
         say(f"run_all.sh: FAILED: {exc}")
         return 1

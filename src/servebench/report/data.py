@@ -14,6 +14,7 @@ from servebench.config import Matrix
 from servebench.paths import metrics_dir, results_dir
 from servebench.registry import GROUPS
 from servebench.results import files as result_files
+from servebench.stages import read_stages
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ReportData:
     inference: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the run's model packs: name → what they are (inputs → outputs; size), and how built-in ones were trained
     packs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # seconds each stage of the run took (results/stages.json); the report's own is not in it yet
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> list[dict[str, Any]]:
@@ -86,7 +89,9 @@ def load(out: Path, matrix: Matrix | None = None) -> ReportData:
     if matrix is None:
         matrix = Matrix.load(tuple(registry.pack_spec(name, p["label"]) for name, p in packs.items()))
     metrics = {
-        p.stem: json.loads(p.read_text()) for p in metrics_dir(out).glob("*.json") if p.stem in ("pytorch", "lightgbm")
+        p.stem: json.loads(p.read_text())
+        for p in metrics_dir(out).glob("*.json")
+        if p.stem in {m.name for m in registry.trained_models()}
     }
     return ReportData(
         matrix=matrix,
@@ -99,4 +104,5 @@ def load(out: Path, matrix: Matrix | None = None) -> ReportData:
         generator=result_files.read_generator(results),
         inference={r["model"]: r for r in _json(results / "inference.json", []) if "error" not in r},
         packs=packs,
+        stages=read_stages(results),
     )
