@@ -33,6 +33,8 @@ class ReportData:
     packs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # seconds each stage of the run took (results/stages.json); the report's own is not in it yet
     stages: dict[str, float] = field(default_factory=dict)
+    # the stack every other is compared with, as ratios on the same model (the report's `reference`)
+    reference: str | None = None
 
     @property
     def ok(self) -> list[dict[str, Any]]:
@@ -83,7 +85,7 @@ def _packs(out: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def load(out: Path, matrix: Matrix | None = None) -> ReportData:
+def load(out: Path, matrix: Matrix | None = None, reference: str | None = None) -> ReportData:
     results = results_dir(out)
     packs = _packs(out)
     if matrix is None:
@@ -105,4 +107,5 @@ def load(out: Path, matrix: Matrix | None = None) -> ReportData:
         inference={r["model"]: r for r in _json(results / "inference.json", []) if "error" not in r},
         packs=packs,
         stages=read_stages(results),
+        reference=reference,
     )

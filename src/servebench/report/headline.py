@@ -9,6 +9,7 @@ import pandas as pd
 
 from servebench.report.data import ReportData
 from servebench.report.metrics import HEADLINE, Better, Metric, best_first
+from servebench.report.ratios import endpoint_ratios
 
 TRANSPORT_LIMIT = 1.5  # an endpoint within 1.5× of its server's /health floor is at the transport's limit
 
@@ -74,10 +75,12 @@ def figures(s: dict[str, Any]) -> dict[str, Any]:
 
 def frame(data: ReportData) -> pd.DataFrame:
     rows = []
+    references = {s["model"]: s for s in data.ok if s["framework"] == data.reference and s.get("native")}
     for s in data.ok:
         if not s.get("native"):
             continue
         row = figures(s)
+        row.update(endpoint_ratios(s, references.get(s["model"])))
         alone = _num((data.inference.get(s["model"]) or {}).get("single_ms"))
         row["inference_ms"] = alone
         row["serving_share"] = max(0.0, 1 - alone / row["p50"]) if row["p50"] > 0 and alone == alone else math.nan

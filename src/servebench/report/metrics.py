@@ -98,6 +98,14 @@ HEADLINE: dict[str, Metric] = _registry(
     Metric("floor", "/health floor (ms)", "ms", "lower", None, "the same client's /health round trip to the server"),
     Metric("server_ms", "Server-Timing (ms)", "ms", "lower", None, "time in the handler, as the server reports it"),
     Metric(
+        "p50_ratio",
+        "p50 ÷ reference (×)",
+        "×",
+        "lower",
+        None,
+        "the p50 over the reference stack's on the same model, round by round: the median ratio",
+    ),
+    Metric(
         "capacity",
         "Capacity (req/s)",
         "req/s",
@@ -105,6 +113,14 @@ HEADLINE: dict[str, Metric] = _registry(
         ",.0f",
         "highest open-loop rate held on one server core with p99 within the target",
         rank="capacity",
+    ),
+    Metric(
+        "capacity_ratio",
+        "Capacity ÷ reference (×)",
+        "×",
+        "higher",
+        None,
+        "the capacity over the reference stack's on the same model, estimate by estimate: the median ratio",
     ),
     Metric(
         "capacity_rows",

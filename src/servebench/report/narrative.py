@@ -46,6 +46,24 @@ def summary_lines(data: ReportData) -> list[str]:
                 f"needs {headline.text(cores, least['cores_per_10k'])}"
             )
         lines.append(text + ".")
+    ratio = h[h["framework"] != data.reference].dropna(subset=["p50_ratio"]) if "p50_ratio" in h else h.iloc[:0]
+    if len(ratio):
+        p50r, capr = HEADLINE["p50_ratio"], HEADLINE["capacity_ratio"]
+        quick, slow = ratio.loc[p50r.best(ratio["p50_ratio"])], ratio.loc[p50r.worst(ratio["p50_ratio"])]
+        text = (
+            f"Against {data.label(str(data.reference))} on the same model, round by round: {p50.name} from "
+            f"{headline.cell('p50_ratio', quick)}× ({data.label(quick['framework'])}, "
+            f"{data.model_label(quick['model'])}) to {headline.cell('p50_ratio', slow)}× "
+            f"({data.label(slow['framework'])}, {data.model_label(slow['model'])})"
+        )
+        caps = ratio.dropna(subset=["capacity_ratio"])
+        if len(caps):
+            most, least = caps.loc[capr.best(caps["capacity_ratio"])], caps.loc[capr.worst(caps["capacity_ratio"])]
+            text += (
+                f"; capacity from {headline.cell('capacity_ratio', most)}× ({data.label(most['framework'])}) "
+                f"down to {headline.cell('capacity_ratio', least)}× ({data.label(least['framework'])})"
+            )
+        lines.append(text + ".")
     limit = h[h["at_limit"]]
     if len(limit):
         names = sorted({data.label(f) for f in limit["framework"]})
@@ -53,15 +71,6 @@ def summary_lines(data: ReportData) -> list[str]:
             f"{len(limit)} of {len(h)} endpoints ({', '.join(names)}) answer within {headline.TRANSPORT_LIMIT:g}× "
             "of their own server's /health round trip: at the transport's limit, where one request cannot get "
             "much faster."
-        )
-    python = h["python_floor"].dropna()
-    if len(python) and math.isfinite(fastest["floor"]):
-        client = HEADLINE["python_floor"]
-        lines.append(
-            f"The original write-up's Python client spends {headline.text(client, python.min())} "
-            f"{client.unit} on a /health round trip alone, against {headline.text(floor, fastest['floor'])} "
-            f"{floor.unit} for the native client: its figures (in their own section below) measure the client "
-            "more than the servers."
         )
     if bad:
         lines.append(
@@ -75,5 +84,14 @@ def summary_lines(data: ReportData) -> list[str]:
         lines.append(
             f"All {len(data.runs)} combinations returned the native model's probabilities"
             + (f"; {unstable} had a single-request median not known to ±5% (marked unstable)." if unstable else ".")
+        )
+    python = h["python_floor"].dropna()
+    if len(python) and math.isfinite(fastest["floor"]):
+        client = HEADLINE["python_floor"]
+        lines.append(
+            f"The original write-up's Python client spends {headline.text(client, python.min())} "
+            f"{client.unit} on a /health round trip alone, against {headline.text(floor, fastest['floor'])} "
+            f"{floor.unit} for the native client: its figures (in their own section below) measure the client "
+            "more than the servers."
         )
     return lines[:MAX_SENTENCES]

@@ -34,6 +34,7 @@ SUMMARY: tuple[str | Rank, ...] = (
     "cpu_ms",
     "peak_mb",
 )
+RATIOS = ("p50_ratio", "capacity_ratio")
 COST = ("capacity", "cpu_ms", "cores_per_10k", "peak_mb", "startup_s")
 LAYER = ("p50", "p99", "capacity", "cpu_ms", "peak_mb")
 COMPARED = ("p50", "p99", "capacity", "cpu_ms", "peak_mb", "python_p50")
@@ -230,6 +231,9 @@ def summary_columns(h: pd.DataFrame) -> tuple[str | Rank, ...]:
     if "rows_per_request" in h and (h["rows_per_request"] > 1).any():
         at = columns.index("capacity") + 1
         columns.insert(at, "capacity_rows")
+    for key, after in (("p50_ratio", "p50"), ("capacity_ratio", "capacity")):
+        if key in h and h[key].notna().any():
+            columns.insert(columns.index(after) + 1, key)
     return tuple(columns)
 
 
@@ -271,7 +275,11 @@ def summary_table(data: ReportData) -> pd.DataFrame:
                 row[HEADLINE[column].label] = headline.cell(column, f)
         row["Note"] = "; ".join(notes)
         rows.append(row)
-    return pd.DataFrame(rows).set_index(["Model", "Group", "Stack"])
+    table = pd.DataFrame(rows).set_index(["Model", "Group", "Stack"])
+    if data.reference:
+        named = data.label(data.reference)
+        table = table.rename(columns={HEADLINE[k].label: HEADLINE[k].label.replace("reference", named) for k in RATIOS})
+    return table
 
 
 def models_table(data: ReportData) -> pd.DataFrame:
