@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from servebench.config import Matrix
 from servebench.report import headline, tables
 from servebench.report.data import load
 from servebench.report.narrative import summary_lines
 from servebench.report.ratios import capacity_ratio, endpoint_ratios, window_ratio
 from servebench.results.derive import capacity, window_stats
-from tests.test_report import MATRIX, outputs, step, summary
+from tests.test_report import MATRIX, outputs, spec, step, summary
 
 ROUNDS = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
 
@@ -58,3 +59,32 @@ def test_the_summary_gives_each_stack_against_the_reference_by_name(tmp_path: Pa
     assert any(line.startswith("Against Stack a on the same model") for line in summary_lines(data))
     # no reference: no ratio columns
     assert "p50 ÷ Stack a (×)" not in tables.summary_table(load(outputs(tmp_path, docs), MATRIX))
+
+
+def rounds_summary(framework: str, base: float, speed: list[float]) -> dict:
+    """An endpoint measured in five rounds of two windows, at the machine's speed of each round."""
+    doc = summary(framework, "m1", base, 1000)
+    p50 = window_stats([base * speed[r] for r in ROUNDS], ROUNDS)
+    doc["native"]["predict"]["p50"] = p50
+    return doc
+
+
+def test_compare_divides_out_the_machine_and_marks_only_what_moved(tmp_path: Path) -> None:
+    before = [1.0, 1.1, 0.95, 1.05, 1.0]
+    after = [s * 1.25 for s in [1.0, 0.9, 1.1, 1.0, 1.05]]  # the whole machine 25% slower, and noisier
+    old = [rounds_summary("a", 0.5, before), rounds_summary("b", 0.1, before)]
+    # b: same ratio to the reference; a stack "c" whose ratio doubled
+    new = [rounds_summary("a", 0.5, after), rounds_summary("b", 0.1, after)]
+    matrix = Matrix({**MATRIX.frameworks, "c": spec("c", "web framework")}, MATRIX.models)
+    old.append(rounds_summary("c", 0.2, before))
+    new.append(rounds_summary("c", 0.4, after))
+    this = load(outputs(tmp_path / "new", new), matrix, reference="a")
+    other = load(outputs(tmp_path / "old", old), matrix, reference="a")
+    table, factor = tables.drift_compare_table(this, other)
+    assert 1.2 < factor["Model one"] < 1.35
+    changed = table["p50 ÷ Stack a: changed"].droplevel("Model")
+    assert changed["Stack b"] == "no" and changed["Stack c"] == "yes"
+    assert math.isclose(table["p50 ÷ Stack a: moved ×"].droplevel("Model")["Stack c"], 2.0)
+    # the absolute comparison sees every endpoint slower
+    absolute = tables.compare_table(this, other)["p50: ratio"]
+    assert (absolute > 1.15).all()

@@ -349,6 +349,42 @@ def compare_table(data: ReportData, other: ReportData) -> pd.DataFrame:
     return _indexed(pd.DataFrame(rows))
 
 
+def _moved(this: tuple[float, float, float], other: tuple[float, float, float]) -> str:
+    """Whether a ratio moved beyond both runs' intervals: "yes", "no", or "—" without intervals."""
+    (_, low, high), (_, other_low, other_high) = this, other
+    if not all(map(math.isfinite, (low, high, other_low, other_high))):
+        return "—"
+    return "yes" if low > other_high or high < other_low else "no"
+
+
+def drift_compare_table(data: ReportData, other: ReportData) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Endpoint by endpoint, each figure as its ratio to the reference in each run (the machine's
+    common factor divided out), the ratio between them, and whether it moved beyond both runs'
+    intervals; with the reference's own p50 this run ÷ the other's, by model (that factor)."""
+    mine, theirs = headline.frame(data), headline.frame(other)
+    if mine.empty or theirs.empty or "p50_ratio" not in mine or "p50_ratio" not in theirs:
+        return pd.DataFrame(), {}
+    merged = mine.merge(theirs, on=["framework", "model"], suffixes=("", "_other"))
+    reference = merged[merged["framework"] == data.reference]
+    factor = {
+        data.model_label(f["model"]): f["p50"] / f["p50_other"] for f in reference.to_dict("records") if f["p50_other"]
+    }
+    rows = []
+    for f in merged[merged["framework"] != data.reference].to_dict("records"):
+        row: dict[str, Any] = {"Framework": data.label(f["framework"]), "Model": data.model_label(f["model"])}
+        for key in RATIOS:
+            m = HEADLINE[key]
+            name = m.name.replace("reference", data.label(str(data.reference)))
+            this = (f[key], f[f"{key}_low"], f[f"{key}_high"])
+            before = (f[f"{key}_other"], f[f"{key}_low_other"], f[f"{key}_high_other"])
+            row[f"{name}: this"] = headline.text(m, *this)
+            row[f"{name}: other"] = headline.text(m, *before)
+            row[f"{name}: moved ×"] = this[0] / before[0] if before[0] and math.isfinite(this[0]) else math.nan
+            row[f"{name}: changed"] = _moved(this, before)
+        rows.append(row)
+    return (_indexed(pd.DataFrame(rows)) if rows else pd.DataFrame()), factor
+
+
 def details(table: Any, summary: str) -> str:
     """A table collapsed under its one-line summary (<details>), for tables nobody reads whole."""
     html = table.to_html() if hasattr(table, "to_html") else str(table)
