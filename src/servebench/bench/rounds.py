@@ -17,6 +17,7 @@ Both measure through servebench.bench.endpoint.benchmark_endpoint, as the benchm
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
@@ -42,9 +43,15 @@ def windows_path(results: Path, combo: Combination) -> Path:
     return results / f"{combo.key}.windows.json"
 
 
-def _frameworks(combos: list[Combination]) -> Iterator[tuple[str, list[Combination]]]:
-    for framework in dict.fromkeys(c.framework for c in combos):
-        yield framework, [c for c in combos if c.framework == framework]
+def _frameworks(combos: list[Combination], shuffle: random.Random | None) -> Iterator[tuple[str, list[Combination]]]:
+    frameworks = list(dict.fromkeys(c.framework for c in combos))
+    if shuffle is not None:
+        shuffle.shuffle(frameworks)
+    for framework in frameworks:
+        todo = [c for c in combos if c.framework == framework]
+        if shuffle is not None:
+            shuffle.shuffle(todo)
+        yield framework, todo
 
 
 def each_server(
@@ -52,12 +59,14 @@ def each_server(
     server_for: ServerFor,
     visit: Callable[[Combination, dict[str, Any]], bool],
     say: Say = print,
+    shuffle: random.Random | None = None,
 ) -> set[str]:
     """One round: every server of `combos` started once (`server_for`), each of its endpoints
-    visited in turn. Returns the endpoints to leave out of later rounds: those `visit` turned
-    down, and all of a server that did not start (the benchmark reports it)."""
+    visited in turn, in the order `shuffle` draws (servers, then each server's endpoints) or as
+    given. Returns the endpoints to leave out of later rounds: those `visit` turned down, and all
+    of a server that did not start (the benchmark reports it)."""
     dropped: set[str] = set()
-    for framework, todo in _frameworks(combos):
+    for framework, todo in _frameworks(combos, shuffle):
         say(f"   {framework}: {', '.join(c.model for c in todo)}")
         try:
             with server_for(framework) as server:
@@ -76,15 +85,20 @@ def in_rounds(
     visit: Callable[[Combination, dict[str, Any], int], bool],
     say: Say = print,
     of: int | None = None,
+    seed: int | None = None,
 ) -> set[str]:
     """`rounds` rounds of `visit(combo, server, round)`, announced as rounds `of` that many (by
     default `rounds`); an endpoint turned down (or whose server did not start) is left out of
-    the later ones. Returns the endpoints left out."""
+    the later ones. Returns the endpoints left out. With a `seed`, each round takes the servers,
+    and each server its endpoints, in a fresh random order (reproducible from the seed): a
+    position early or late in a round, after a given neighbour, is then no one endpoint's lot
+    (randomized multiple interleaved trials)."""
     dropped: set[str] = set()
+    shuffle = random.Random(seed) if seed is not None else None
     for r in range(rounds):
         say(f"== {title} round {r + 1}/{of or rounds} across every endpoint")
         todo = [c for c in combos if c.key not in dropped]
-        dropped |= each_server(todo, server_for, lambda combo, server, r=r: visit(combo, server, r), say)
+        dropped |= each_server(todo, server_for, lambda combo, server, r=r: visit(combo, server, r), say, shuffle)
     return dropped
 
 
@@ -119,7 +133,9 @@ def single_request_rounds(
 
         # the benchmark's own windows are the last round
         rounds = settings.earlier_rounds
-        dropped = in_rounds(combos, rounds, "single-request", server_for, visit, say, of=rounds + 1)
+        dropped = in_rounds(
+            combos, rounds, "single-request", server_for, visit, say, of=rounds + 1, seed=settings.benchmark.seed
+        )
     written = {}
     for combo in combos:
         if combo.key in kept and combo.key not in dropped:
@@ -161,7 +177,9 @@ def capacity_rounds(
             found[combo.key].extend(got.searches)
             return True
 
-        dropped = in_rounds(todo, settings.capacity_rounds, "capacity", server_for, visit, say)
+        # another seed than the single-request rounds': not the same orders again
+        seed = settings.benchmark.seed + 1
+        dropped = in_rounds(todo, settings.capacity_rounds, "capacity", server_for, visit, say, seed=seed)
     updated = []
     for combo in todo:
         # Only complete sets: an endpoint whose server stopped starting keeps its ladder's figure.
