@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from servebench.config import Matrix
 from servebench.report import headline, tables
 from servebench.report.data import load
@@ -88,3 +90,22 @@ def test_compare_divides_out_the_machine_and_marks_only_what_moved(tmp_path: Pat
     # the absolute comparison sees every endpoint slower
     absolute = tables.compare_table(this, other)["p50: ratio"]
     assert (absolute > 1.15).all()
+
+
+def test_unstable_only_where_the_doubt_changes_the_order_or_the_chart() -> None:
+    rows = {
+        # (p50, low, high, interval wider than 10%)
+        "tie": (1.00, 0.99, 1.01, False),  # narrow, and holding its neighbour's p50: a true tie
+        "near": (1.005, 0.995, 1.015, False),
+        "doubt": (1.30, 1.02, 1.40, True),  # wide, and holds the next one's p50: order unknown
+        "next": (1.35, 1.34, 1.36, False),
+        "wide_alone": (3.0, 2.7, 3.3, True),  # wide, but nothing near: the figure still answers
+        "off_chart": (9.0, 5.0, 12.0, True),
+    }
+    frame = pd.DataFrame(
+        [{"p50": p, "p50_low": lo, "p50_high": hi, "unstable": u} for p, lo, hi, u in rows.values()],
+        index=list(rows),
+    )
+    flagged = headline.unsettled(frame)
+    assert set(flagged) == {"doubt", "off_chart"}, flagged
+    assert "order is not known" in flagged["doubt"] and "too wide to place on the chart" in flagged["off_chart"]

@@ -88,6 +88,35 @@ def frame(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# A p50 interval wider than this factor (high ÷ low) cannot be placed on the summary chart's log
+# axis to better than the distance between its gridlines.
+CHART_WIDTH = 1.5
+
+
+def unsettled(frame: pd.DataFrame) -> dict[Any, str]:
+    """The rows (of one model) whose p50 changes a conclusion for being uncertain, with why: an
+    interval wider than 10% that holds a neighbour's median (in p50 order), so the two cannot be
+    told apart for this row's doubt, or one too wide to place on the summary chart. A wide
+    interval that leaves the order and the chart as they are is not flagged: the figure still
+    answers the question."""
+    out: dict[Any, str] = {}
+    ordered = frame.sort_values("p50")
+    index = list(ordered.index)
+    for pos, i in enumerate(index):
+        low, high = ordered.at[i, "p50_low"], ordered.at[i, "p50_high"]
+        if not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        if low > 0 and high / low > CHART_WIDTH:
+            out[i] = f"unstable: its interval spans ×{high / low:.1f}, too wide to place on the chart"
+            continue
+        near = [index[p] for p in (pos - 1, pos + 1) if 0 <= p < len(index)]
+        # a narrow interval holding a neighbour's p50 is a true tie (equal figures), not a doubt
+        wide = bool(ordered.at[i, "unstable"])
+        if wide and any(low <= ordered.at[j, "p50"] <= high for j in near):
+            out[i] = "unstable: its interval holds a neighbour's p50, so their order is not known"
+    return out
+
+
 def decimals(low: float, high: float, value: float) -> int:
     """Decimal places the spread supports: the last digit printed is the first digit of the
     spread's width. Without a spread, three significant digits."""

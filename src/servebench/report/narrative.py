@@ -80,10 +80,15 @@ def summary_lines(data: ReportData) -> list[str]:
             + "."
         )
     elif data.runs:
-        unstable = int(h["unstable"].sum())
+        unsettled = sum(len(headline.unsettled(part)) for _, part in h.groupby("model"))
         lines.append(
             f"All {len(data.runs)} combinations returned the native model's probabilities"
-            + (f"; {unstable} had a single-request median not known to ±5% (marked unstable)." if unstable else ".")
+            + (
+                f"; {unsettled} single-request median(s) too uncertain to order against a neighbour or place on "
+                "the chart (marked unstable)."
+                if unsettled
+                else "."
+            )
         )
     python = h["python_floor"].dropna()
     if len(python) and math.isfinite(fastest["floor"]):

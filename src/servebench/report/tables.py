@@ -249,17 +249,20 @@ def summary_table(data: ReportData) -> pd.DataFrame:
     ranked = [HEADLINE[c.key] for c in SUMMARY if isinstance(c, Rank)]
     for m in ranked:
         h[m.rank_label] = 0
+    h["_unsettled"] = ""
     for _, idx in h.groupby("model").groups.items():
         part = h.loc[idx]
         for m in ranked:
             h.loc[idx, m.rank_label] = headline.ranks_of(part, m)
+        for i, why in headline.unsettled(part).items():
+            h.at[i, "_unsettled"] = why
     rows = []
     for f in h.to_dict("records"):
         notes = []
         if f["at_limit"]:
             notes.append("at the transport's limit")
-        if f["unstable"]:
-            notes.append("unstable (interval > 10%)")
+        if f["_unsettled"]:
+            notes.append(f["_unsettled"])
         if not f["cost_measured"]:
             notes.append("cost not measured")
         row: dict[str, Any] = {
