@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from servebench.config import Matrix
-from servebench.report import headline, tables
+from servebench.report import figures, headline, tables
 from servebench.report.data import load
 from servebench.report.narrative import summary_lines
 from servebench.report.ratios import capacity_ratio, endpoint_ratios, window_ratio
@@ -109,3 +110,15 @@ def test_unstable_only_where_the_doubt_changes_the_order_or_the_chart() -> None:
     flagged = headline.unsettled(frame)
     assert set(flagged) == {"doubt", "off_chart"}, flagged
     assert "order is not known" in flagged["doubt"] and "too wide to place on the chart" in flagged["off_chart"]
+
+
+def test_the_summary_chart_sets_stacks_against_the_reference(tmp_path: Path) -> None:
+    docs = [summary("a", "m1", 0.5, 1000), summary("b", "m1", 0.1, 1000)]
+    with_ref = figures.summary_scatter(load(outputs(tmp_path, docs), MATRIX, reference="a"))
+    without = figures.summary_scatter(load(outputs(tmp_path, docs), MATRIX))
+    assert with_ref is not None and without is not None
+    assert "÷ the reference" in with_ref.axes[0].get_xlabel() and "Stack a" in with_ref.axes[0].get_title()
+    points = sorted(line.get_xdata()[0] for line in with_ref.axes[0].lines if len(line.get_xdata()) == 1)
+    assert [round(x, 6) for x in points] == [0.2, 1.0]
+    assert "(ms, log)" in without.axes[0].get_xlabel()
+    plt.close("all")

@@ -84,17 +84,22 @@ def best_corner() -> str:
 
 def summary_scatter(data: ReportData) -> Figure | None:
     """Every endpoint by single-request latency (native client, one connection, p50) against
-    capacity at the latency target: the best stacks sit top left (`best_corner`)."""
+    capacity at the latency target: the best stacks sit top left (`best_corner`). With a reference
+    stack measured, both as ratios to the reference's on the same model (which sits at 1, 1): the
+    figures that hold from run to run."""
     h = headline.frame(data)
     if h.empty:
         return None
+    ratios = "p50_ratio" in h and bool(h["p50_ratio"].notna().any())
+    xk, yk = ("p50_ratio", "capacity_ratio") if ratios else ("p50", "capacity")
+    h = h.assign(_y=h[yk].where(np.isfinite(h[yk]) & (h[yk] > 0), 0.0))
     p50, p99, cap = HEADLINE["p50"], HEADLINE["p99"], HEADLINE["capacity"]
     colors, markers = _colors(data), _markers(data)
     fig, ax = plt.subplots(figsize=(WIDTH, 5.2))
-    held_any = h["capacity"][h["capacity"] > 0]
+    held_any = h["_y"][h["_y"] > 0]
     # An endpoint that held no rate at all sits on a line below the others, marked as such.
     floor_y = float(held_any.min()) / 2 if len(held_any) else 1.0
-    if (h["capacity"] <= 0).any():
+    if (h["_y"] <= 0).any():
         ax.axhline(floor_y, color="grey", linewidth=0.8, linestyle=":")
         ax.annotate(
             "held no rate of the ladder",
@@ -104,16 +109,19 @@ def summary_scatter(data: ReportData) -> Figure | None:
             color="grey",
             va="bottom",
         )
+    if ratios:
+        ax.axvline(1.0, color="grey", linewidth=0.8)
+        ax.axhline(1.0, color="grey", linewidth=0.8)
     for f in h.to_dict("records"):
-        y = f["capacity"] if f["capacity"] > 0 else floor_y
+        y = f["_y"] if f["_y"] > 0 else floor_y
         ax.errorbar(
-            f["p50"],
+            f[xk],
             y,
-            xerr=[[max(0.0, f["p50"] - f["p50_low"])], [max(0.0, f["p50_high"] - f["p50"])]]
-            if np.isfinite(f["p50_low"])
+            xerr=[[max(0.0, f[xk] - f[f"{xk}_low"])], [max(0.0, f[f"{xk}_high"] - f[xk])]]
+            if np.isfinite(f[f"{xk}_low"])
             else None,
-            yerr=[[max(0.0, y - f["capacity_low"])], [max(0.0, f["capacity_high"] - y)]]
-            if f["capacity"] > 0 and np.isfinite(f["capacity_low"])
+            yerr=[[max(0.0, y - f[f"{yk}_low"])], [max(0.0, f[f"{yk}_high"] - y)]]
+            if f["_y"] > 0 and np.isfinite(f[f"{yk}_low"])
             else None,
             fmt=markers[f["model"]],
             color=colors[f["framework"]],
@@ -125,16 +133,26 @@ def summary_scatter(data: ReportData) -> Figure | None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain(ax.xaxis, minor=True)
-    _rates(ax.yaxis)
-    ax.set_xlabel(
-        f"single-request latency, {p50.name} ({p50.unit}, log): native client, one connection; "
-        "bars: interval of the median"
-    )
-    ax.set_ylabel(
-        f"{cap.name.lower()} at {p99.name} ≤ {slo:g} {p99.unit} ({cap.unit} on one core, log; bars: range of estimates)"
-        if slo
-        else f"{cap.name.lower()} ({cap.unit}, log)"
-    )
+    if ratios:
+        _plain(ax.yaxis, minor=True)
+        ax.set_xlabel(f"single-request {p50.name} ÷ the reference's, same model (×, log; bars: interval over rounds)")
+        ax.set_ylabel(
+            f"{cap.name.lower()} at {p99.name} ≤ {slo:g} {p99.unit} ÷ the reference's (×, log)"
+            if slo
+            else f"{cap.name.lower()} ÷ the reference's (×, log)"
+        )
+    else:
+        _rates(ax.yaxis)
+        ax.set_xlabel(
+            f"single-request latency, {p50.name} ({p50.unit}, log): native client, one connection; "
+            "bars: interval of the median"
+        )
+        bars = "bars: range of estimates"
+        ax.set_ylabel(
+            f"{cap.name.lower()} at {p99.name} ≤ {slo:g} {p99.unit} ({cap.unit} on one core, log; {bars})"
+            if slo
+            else f"{cap.name.lower()} ({cap.unit}, log)"
+        )
     ax.grid(True, which="both", alpha=0.3)
     stacks = [
         Line2D([], [], color=colors[f], marker="o", linestyle="", label=data.label(f))
@@ -145,7 +163,11 @@ def summary_scatter(data: ReportData) -> Figure | None:
         for m in dict.fromkeys(h["model"])
     ]
     ax.legend(handles=stacks + models, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set_title(f"Each endpoint: latency of one request against how much load it holds (best: {best_corner()})")
+    if ratios:
+        title = f"Against the reference, {data.label(str(data.reference))} (at 1, 1): latency against load held"
+    else:
+        title = "Each endpoint: latency of one request against how much load it holds"
+    ax.set_title(f"{title} (best: {best_corner()})")
     fig.tight_layout()
     return fig
 
