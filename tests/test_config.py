@@ -47,7 +47,28 @@ def test_a_server_folder_is_all_it_takes(tmp_path: Path) -> None:
     description = tmp_path / "fastapi-copy" / "server.yaml"
     description.write_text(description.read_text().replace("id: fastapi", "id: fastapi-copy"))
     found = registry.servers.__wrapped__(tmp_path)
-    assert list(found) == ["fastapi-copy"] and found["fastapi-copy"].dir == tmp_path / "fastapi-copy"
+    # with its variants, named after it
+    assert list(found) == ["fastapi-copy", "fastapi-copy-granian"]
+    assert found["fastapi-copy"].dir == found["fastapi-copy-granian"].dir == tmp_path / "fastapi-copy"
+
+
+def test_a_variant_is_its_stack_with_the_settings_it_changes(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    base = (registry.SERVERS_DIR / "fastapi" / "server.yaml").read_text().split("variants:")[0]
+    variant = "variants:\n  - name: two\n    label: Two workers\n    differs: two workers\n    env: {WORKERS: '2'}\n"
+    description = tmp_path / "s" / "server.yaml"
+    description.write_text(base.replace("id: fastapi", "id: s") + variant)
+    found = registry.servers.__wrapped__(tmp_path)
+    stack, two = found["s"], found["s-two"]
+    assert (two.variant_of, two.baseline, two.differs, two.env) == ("s", "s", "two workers", {"WORKERS": "2"})
+    assert (two.command, two.formats, two.group) == (stack.command, stack.formats, stack.group)
+    assert stack.variant_of is None and stack.env == {}
+    description.write_text(base.replace("id: fastapi", "id: s") + variant + "    formats: [onnx]\n")
+    with pytest.raises(registry.RegistryError, match="variant 'two' may not set formats"):
+        registry.servers.__wrapped__(tmp_path)
+    description.write_text(base + "variants:\n  - name: x\n    label: X\n")
+    with pytest.raises(registry.RegistryError, match="needs a name and what it `differs` in"):
+        registry.servers.__wrapped__(tmp_path)
 
 
 def test_bad_descriptions_name_their_file(tmp_path: Path) -> None:

@@ -75,6 +75,10 @@ class ServerSpec:
     # that starts a cluster or several processes needs more than a single process.
     start_timeout: float = 120.0
     notes: str = ""
+    # A variant: the stack (`variant_of`, its default) with some settings changed, declared under
+    # `variants:` in that stack's description; `differs` says what is changed.
+    variant_of: str | None = None
+    differs: str = ""
 
     def serves(self, models: list[ModelSpec]) -> list[ModelSpec]:
         return [m for m in models if m.format in self.formats]
@@ -94,11 +98,33 @@ _REQUIRED = (
 )
 
 
-def _server(path: Path) -> ServerSpec:
+# What a variant may not change: it is the same stack.
+_FIXED = ("id", "group", "language", "framework", "formats", "variant_of", "variants")
+
+
+def _servers(path: Path) -> list[ServerSpec]:
+    """The stack a description declares, then each of its `variants:`: the same description with
+    the keys a variant gives in place of the stack's, its id `<stack>-<name>` and, unless it names
+    another, the stack as its `baseline` (the report sets the two side by side)."""
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RegistryError(f"cannot read {path}: {exc}") from None
+    variants = doc.pop("variants", None) or []
+    found = [_server(path, dict(doc))]
+    for variant in variants:
+        if not isinstance(variant, dict) or "name" not in variant or "differs" not in variant:
+            raise RegistryError(f"{path}: each of `variants` needs a name and what it `differs` in")
+        fixed = sorted(set(variant) & set(_FIXED))
+        if fixed:
+            raise RegistryError(f"{path}: variant {variant['name']!r} may not set {', '.join(fixed)}")
+        name = variant.pop("name")
+        own = {"baseline": doc["id"], **variant, "id": f"{doc['id']}-{name}", "variant_of": doc["id"]}
+        found.append(_server(path, {**doc, **own}))
+    return found
+
+
+def _server(path: Path, doc: dict[str, Any]) -> ServerSpec:
     missing = [key for key in _REQUIRED if key not in doc]
     if missing:
         raise RegistryError(f"{path}: missing {', '.join(missing)}")
@@ -126,7 +152,7 @@ def _server(path: Path) -> ServerSpec:
 @cache
 def servers(root: Path = SERVERS_DIR) -> dict[str, ServerSpec]:
     """Every described server, grouped by kind and then by id."""
-    found = [_server(path) for path in sorted(root.glob(f"*/{DESCRIPTION}"))]
+    found = [spec for path in sorted(root.glob(f"*/{DESCRIPTION}")) for spec in _servers(path)]
     ids = [s.id for s in found]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
