@@ -60,11 +60,17 @@ LITSERVE_HEALTH = "/litserve/health"
 INFER, METADATA, READY = "infer", "metadata", "ready"
 
 
+# LitServe's adaptive batching, off by default (one request a `predict`): the `batching` variant
+# of the description sets both (its `env`), as LitServe's batching guide does on the LitAPI.
+MAX_BATCH_SIZE = int(os.environ.get("SERVEBENCH_MAX_BATCH_SIZE", "1"))
+BATCH_TIMEOUT_S = float(os.environ.get("SERVEBENCH_BATCH_TIMEOUT_S", "0"))
+
+
 class TitanicAPI(ls.LitAPI):
     """One model of the models folder, served at /predict/<model>."""
 
     def __init__(self, model: str, file: str, directory: Path, failures: Connection) -> None:
-        super().__init__(api_path=f"/predict/{model}")
+        super().__init__(api_path=f"/predict/{model}", max_batch_size=MAX_BATCH_SIZE, batch_timeout=BATCH_TIMEOUT_S)
         self.model, self.file, self.directory = model, file, directory
         self.failures = failures
 
@@ -91,6 +97,27 @@ class TitanicAPI(ls.LitAPI):
     def encode_response(self, output: tuple[bool, list[float]]) -> Prediction | BatchPrediction:
         batch, probabilities = output
         return predictions(probabilities, batch=batch)
+
+
+class BatchingTitanicAPI(TitanicAPI):
+    """`TitanicAPI` with LitServe's adaptive batching: the rows of every body gathered within the
+    timeout go to the model as one call, and each body gets its own rows back."""
+
+    def batch(self, inputs: list[Passenger | Batch]) -> list[Passenger | Batch]:
+        # The bodies stay a list: their rows are joined in `predict`, where their sizes are known.
+        return inputs
+
+    def unbatch(self, output: list[tuple[bool, list[float]]]) -> list[tuple[bool, list[float]]]:
+        return output
+
+    def predict(self, bodies: list[Passenger | Batch]) -> list[tuple[bool, list[float]]]:
+        rows = [body.instances if isinstance(body, Batch) else [body] for body in bodies]
+        probabilities = self.engine.predict(self.model, [p for part in rows for p in part]).tolist()
+        out, start = [], 0
+        for body, part in zip(bodies, rows, strict=True):
+            out.append((isinstance(body, Batch), probabilities[start : start + len(part)]))
+            start += len(part)
+        return out
 
 
 def all_ready(server: ls.LitServer) -> bool:
@@ -198,7 +225,8 @@ class OpenInferenceAPI(ls.LitAPI):
 
 def create_server(failures: Connection) -> ls.LitServer:
     directory, files = served_models()
-    apis = [TitanicAPI(name, file, directory, failures) for name, file in sorted(files.items())]
+    api = BatchingTitanicAPI if MAX_BATCH_SIZE > 1 else TitanicAPI
+    apis = [api(name, file, directory, failures) for name, file in sorted(files.items())]
     served = sorted(files)
     identity = server_id(SERVER_ID)
     server = ls.LitServer(
