@@ -122,3 +122,17 @@ def test_the_summary_chart_sets_stacks_against_the_reference(tmp_path: Path) -> 
     assert [round(x, 6) for x in points] == [0.2, 1.0]
     assert "(ms, log)" in without.axes[0].get_xlabel()
     plt.close("all")
+
+
+def test_a_variant_is_set_against_its_stack_at_a_common_offered_rate() -> None:
+    def steps(*held: tuple[float, float, bool]) -> list[dict]:
+        return [{"offered_rate": r, "p50": p, "p99": 2 * p, "held": h} for r, p, h in held]
+
+    variant = steps((250, 2.0, True), (500, 3.0, True), (1000, 9.0, False))
+    stack = steps((250, 1.0, True), (500, 1.0, True), (1000, 1.5, True))
+    at = tables._at_common_rate(variant, stack)
+    assert at[tables.COMMON_RATE] == 500 and at["p50 at that rate ×"] == 3.0 and at["p99 at that rate ×"] == 3.0
+    # nothing held in common: the lowest rate both were offered
+    at = tables._at_common_rate(steps((500, 8.0, False)), steps((250, 1.0, True), (500, 2.0, True)))
+    assert at[tables.COMMON_RATE] == 500 and at["p50 at that rate ×"] == 4.0
+    assert math.isnan(tables._at_common_rate([], stack)[tables.COMMON_RATE])

@@ -445,6 +445,9 @@ def test_the_tables_take_their_headings_from_the_registry(tmp_path: Path) -> Non
     assert list(tables.layer_table(data).columns) == [
         *(HEADLINE[k].ratio_label for k in tables.LAYER),
         HEADLINE["p50"].delta_label,
+        tables.COMMON_RATE,
+        "p50 at that rate ×",
+        "p99 at that rate ×",
     ]
     assert list(tables.compare_table(data, other).columns) == [
         heading

@@ -137,6 +137,7 @@ def layer_table(data: ReportData) -> pd.DataFrame:
     h = headline.frame(data)
     if h.empty:
         return pd.DataFrame()
+    ladders = {(s["framework"], s["model"]): s.get("ladder") or [] for s in data.ok}
     rows = []
     for f, spec in data.matrix.frameworks.items():
         if spec.baseline is None:
@@ -157,8 +158,35 @@ def layer_table(data: ReportData) -> pd.DataFrame:
                 ok = math.isfinite(x) and math.isfinite(y) and y > 0
                 row[HEADLINE[key].ratio_label] = x / y if ok else math.nan
             row[HEADLINE["p50"].delta_label] = a["p50"] - b["p50"]
+            row.update(_at_common_rate(ladders.get((f, a["model"])), ladders.get((spec.baseline, a["model"]))))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["Stack", "Against", "Model"]) if rows else pd.DataFrame()
+
+
+COMMON_RATE = "Common rate (req/s)"
+
+
+def _at_common_rate(mine: list[dict[str, Any]] | None, theirs: list[dict[str, Any]] | None) -> dict[str, float]:
+    """p50 and p99 under the same open-loop load, one's over the other's (where batching, say,
+    trades latency for throughput): at the highest offered rate both held, or, when they held
+    none in common, at the lowest both were offered."""
+    both = {
+        step["offered_rate"]: (step, other)
+        for step in mine or []
+        for other in theirs or []
+        if step["offered_rate"] == other["offered_rate"]
+    }
+    out = {COMMON_RATE: math.nan, "p50 at that rate ×": math.nan, "p99 at that rate ×": math.nan}
+    if not both:
+        return out
+    held = [rate for rate, (a, b) in both.items() if a.get("held") and b.get("held")]
+    rate = max(held) if held else min(both)
+    step, other = both[rate]
+    out[COMMON_RATE] = rate
+    for stat in ("p50", "p99"):
+        if other.get(stat):
+            out[f"{stat} at that rate ×"] = step[stat] / other[stat]
+    return out
 
 
 def closed_loop_table(data: ReportData) -> pd.DataFrame:
