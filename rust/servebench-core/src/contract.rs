@@ -1,9 +1,12 @@
 //! The request contract of docs/api.md: what a body may hold, and the error every fault gets.
 //!
-//! A body is parsed in two steps. axum's `Json` extractor turns it into a `serde_json::Value`
-//! (syntax errors are a 400); then serde derive, through `serde_path_to_error`, turns the value
-//! into a [`Batch`] or a [`Passenger`] (shape and type errors are a 422 that names the field),
-//! and [`Passenger::validate`] checks the ranges in plain Rust.
+//! A body is first read straight into a [`Payload`] by [`Payload::from_slice`], which accepts
+//! only what the full path below would accept unchanged and gives up on anything else (a
+//! duplicate key, an unknown or missing field, a wrong type, bad JSON). Only then is it parsed in
+//! two steps, as axum's `Json` extractor does, into a `serde_json::Value` (syntax errors are a
+//! 400), and by serde derive, through `serde_path_to_error`, into a [`Batch`] or a [`Passenger`]
+//! (shape and type errors are a 422 that names the field). Either way [`Payload::checked`] then
+//! checks the batch size and [`Passenger::validate`] the ranges, in plain Rust.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -106,23 +109,170 @@ impl Payload {
                     ));
                 }
                 let batch: Batch = serde_path_to_error::deserialize(value).map_err(shape_error)?;
-                if !(1..=MAX_BATCH).contains(&batch.instances.len()) {
-                    return Err(ApiError::invalid(INSTANCES_RULE, "instances"));
-                }
                 Payload::Batch(batch.instances)
             }
             None => Payload::Single(serde_path_to_error::deserialize(value).map_err(shape_error)?),
         };
-        for (i, passenger) in payload.passengers().iter().enumerate() {
+        payload.checked()
+    }
+
+    /// The body read in one pass, without a `Value` and without tracking paths: `None` unless it
+    /// is an object that [`Payload::from_value`] reads into the very same passengers, so that the
+    /// caller can fall back to the full path for everything else, errors included. It refuses
+    /// what that path would accept differently: a duplicate key (there the last one wins) and a
+    /// struct written as an array. The result still needs [`Payload::checked`].
+    pub fn from_slice(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Fast>(body).ok().map(|fast| fast.0)
+    }
+
+    /// The batch size and the range rules, with the path of the first field that breaks one.
+    pub fn checked(self) -> Result<Self, ApiError> {
+        if let Payload::Batch(passengers) = &self {
+            if !(1..=MAX_BATCH).contains(&passengers.len()) {
+                return Err(ApiError::invalid(INSTANCES_RULE, "instances"));
+            }
+        }
+        for (i, passenger) in self.passengers().iter().enumerate() {
             passenger.validate().map_err(|field| {
-                let path = match payload {
+                let path = match self {
                     Payload::Single(_) => field.to_string(),
                     Payload::Batch(_) => format!("instances[{i}].{field}"),
                 };
                 ApiError::invalid(rule(field).unwrap_or(field), path)
             })?;
         }
-        Ok(payload)
+        Ok(self)
+    }
+}
+
+/// The body of [`Payload::from_slice`]: an object that is either a passenger or holds nothing but
+/// `instances`, an array of passenger objects.
+struct Fast(Payload);
+
+/// A passenger of [`Payload::from_slice`]: only from an object, every field once.
+struct FastPassenger(Passenger);
+
+/// The keys of a body, as [`FIELDS`] spells them.
+enum Key {
+    Instances,
+    Field(usize),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a passenger field or instances")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                if key == "instances" {
+                    return Ok(Key::Instances);
+                }
+                match FIELDS.iter().position(|f| *f == key) {
+                    Some(i) => Ok(Key::Field(i)),
+                    None => Err(E::custom("unknown field")),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// An integer field, read as [`integer`] reads it.
+struct Integer(i64);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        integer(deserializer).map(Integer)
+    }
+}
+
+/// The fields of one passenger object, the first key already read; `None` on a repeated key, an
+/// unknown one or `instances`.
+fn fast_fields<'de, A: serde::de::MapAccess<'de>>(
+    mut map: A,
+    mut key: Option<Key>,
+) -> Result<Passenger, A::Error> {
+    use serde::de::Error;
+    let (mut pclass, mut sex, mut sibsp, mut parch, mut fare) = (None, None, None, None, None);
+    let mut age: Option<Option<f64>> = None;
+    while let Some(k) = key {
+        let Key::Field(i) = k else {
+            return Err(A::Error::custom("instances among passenger fields"));
+        };
+        let fresh = match i {
+            0 => pclass.replace(map.next_value::<Integer>()?.0).is_none(),
+            1 => sex.replace(map.next_value::<Sex>()?).is_none(),
+            2 => age.replace(map.next_value::<Option<f64>>()?).is_none(),
+            3 => sibsp.replace(map.next_value::<Integer>()?.0).is_none(),
+            4 => parch.replace(map.next_value::<Integer>()?.0).is_none(),
+            _ => fare.replace(map.next_value::<f64>()?).is_none(),
+        };
+        if !fresh {
+            return Err(A::Error::custom("duplicate field"));
+        }
+        key = map.next_key()?;
+    }
+    match (pclass, sex, sibsp, parch, fare) {
+        (Some(pclass), Some(sex), Some(sibsp), Some(parch), Some(fare)) => Ok(Passenger {
+            pclass,
+            sex,
+            age: age.flatten(),
+            sibsp,
+            parch,
+            fare,
+        }),
+        _ => Err(A::Error::custom("missing field")),
+    }
+}
+
+impl<'de> Deserialize<'de> for FastPassenger {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PassengerVisitor;
+        impl<'de> serde::de::Visitor<'de> for PassengerVisitor {
+            type Value = FastPassenger;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a passenger object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FastPassenger, A::Error> {
+                let first = map.next_key()?;
+                fast_fields(map, first).map(FastPassenger)
+            }
+        }
+        deserializer.deserialize_map(PassengerVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fast {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+        impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+            type Value = Fast;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a passenger or a batch")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fast, A::Error> {
+                use serde::de::Error;
+                match map.next_key()? {
+                    Some(Key::Instances) => {
+                        let passengers: Vec<FastPassenger> = map.next_value()?;
+                        if map.next_key::<Key>()?.is_some() {
+                            return Err(A::Error::custom("instances with other keys"));
+                        }
+                        Ok(Fast(Payload::Batch(
+                            passengers.into_iter().map(|p| p.0).collect(),
+                        )))
+                    }
+                    first => fast_fields(map, first).map(|p| Fast(Payload::Single(p))),
+                }
+            }
+        }
+        deserializer.deserialize_map(BodyVisitor)
     }
 }
 

@@ -1,17 +1,31 @@
 //! The transport: hyper's HTTP/1 server in an accept loop, with the limits and timeouts that
 //! `axum::serve` does not let one set (it runs hyper without a timer, so a client that never
 //! finishes its headers, or an idle keep-alive connection, is held forever).
+//!
+//! The timeouts are kept by one watchdog per connection rather than by hyper's header timer and
+//! a timer per request: hyper drops its header timer after every head and boxes and registers a
+//! new one for the next, and a per-request deadline registers another, which together cost about
+//! a microsecond a request. The watchdog is a single sleep that wakes at most once per timeout;
+//! the requests only note the time they start and end.
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+// tokio's clock, which is std's unless a test pauses it: the watchdog's sleep runs on it.
+use tokio::time::Instant;
 
 /// The transport's limits. The defaults are what the servers use.
 #[derive(Debug, Clone)]
@@ -28,6 +42,8 @@ pub struct Limits {
     pub max_buf_bytes: usize,
     /// On shutdown, how long open connections get to finish before they are dropped.
     pub shutdown_grace: Duration,
+    /// How long a request may take once its head has arrived; then it is answered 408.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -38,13 +54,91 @@ impl Default for Limits {
             max_headers: 100,
             max_buf_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(3),
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 }
 
 /// How long a request may take once its head has arrived, so that a body that trickles in is
-/// cut off (hyper has no body timeout). Applied by the router.
+/// cut off (hyper has no body timeout): [`Limits::request_timeout`], and the router's own
+/// deadline when it is driven without [`serve`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `idle_since` while a request is being served.
+const BUSY: u64 = u64::MAX;
+
+/// One connection's clock, read by its watchdog: when it began to wait for a request head, or
+/// when the request being served began.
+struct Watch {
+    origin: Instant,
+    /// Microseconds since `origin` at which the connection began to wait for a head (a new
+    /// connection, or the last response handed to hyper), or [`BUSY`].
+    idle_since: AtomicU64,
+    /// Microseconds since `origin` at which the request being served had its head read.
+    busy_since: AtomicU64,
+    /// The request being served is past [`Limits::request_timeout`]: the router answers it with
+    /// a 408.
+    expired: AtomicBool,
+}
+
+impl Watch {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            idle_since: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
+            expired: AtomicBool::new(false),
+        }
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_micros()).unwrap_or(BUSY - 1)
+    }
+
+    fn request_started(&self) {
+        self.busy_since
+            .store(self.micros(Instant::now()), Ordering::Relaxed);
+        self.expired.store(false, Ordering::Relaxed);
+        self.idle_since.store(BUSY, Ordering::Relaxed);
+    }
+
+    fn request_done(&self) {
+        self.idle_since
+            .store(self.micros(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// What the watchdog does at `now`: close the connection, or look again at the instant
+    /// returned. A request past its deadline is marked expired on the way.
+    fn check(&self, now: Instant, limits: &Limits) -> Option<Instant> {
+        let at = |micros: u64| self.origin + Duration::from_micros(micros);
+        let idle = self.idle_since.load(Ordering::Relaxed);
+        if idle != BUSY {
+            let deadline = at(idle) + limits.header_read_timeout;
+            return (now < deadline).then_some(deadline);
+        }
+        let deadline = at(self.busy_since.load(Ordering::Relaxed)) + limits.request_timeout;
+        if now < deadline {
+            return Some(deadline);
+        }
+        self.expired.store(true, Ordering::Relaxed);
+        // The request answers 408 and the connection goes back to waiting for a head; should
+        // it not, look again after another head timeout.
+        Some(now + limits.header_read_timeout)
+    }
+}
+
+tokio::task_local! {
+    static CONNECTION: Arc<Watch>;
+}
+
+/// Whether the request being served on this task's connection is past its deadline; `None` off
+/// a connection of [`serve`] (the router driven directly, as in tests), where the router keeps
+/// the deadline with a timer of its own.
+pub(crate) fn request_expired() -> Option<bool> {
+    CONNECTION
+        .try_with(|watch| watch.expired.load(Ordering::Relaxed))
+        .ok()
+}
 
 /// Serve `router` on `listener` until `shutdown` completes, then give open connections
 /// `limits.shutdown_grace` to finish.
@@ -55,9 +149,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_header_size(limits.max_header_bytes)
+    // No timer: hyper's header timeout is the watchdog's (see the module's notes).
+    http.max_header_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_buf_bytes);
     let graceful = GracefulShutdown::new();
@@ -75,16 +168,121 @@ pub async fn serve(
         };
         // Small responses should leave at once rather than wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let watch = Arc::new(Watch::new());
+        let service = Watched {
+            inner: TowerToHyperService::new(router.clone()),
+            watch: watch.clone(),
+        };
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let limits = limits.clone();
         // A connection that ends in an error (a client that hangs up mid-request, a timeout,
         // a malformed request hyper has already answered) is the client's business: no log.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        tokio::spawn(CONNECTION.scope(watch.clone(), async move {
+            watchdog(connection, &watch, &limits).await;
+        }));
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+}
+
+/// Drive `connection` until it ends, or until it has waited for a request head longer than the
+/// head timeout (then it is dropped, which closes it, as hyper's own header timeout does). A
+/// request past [`Limits::request_timeout`] is marked expired, and the connection polled again at once so
+/// that the router answers it.
+async fn watchdog(connection: impl Future, watch: &Watch, limits: &Limits) {
+    let mut connection = std::pin::pin!(connection);
+    let sleep = tokio::time::sleep(limits.header_read_timeout);
+    let mut sleep = std::pin::pin!(sleep);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut connection => return,
+            () = &mut sleep => match watch.check(Instant::now(), limits) {
+                Some(next) => sleep.as_mut().reset(next),
+                None => return,
+            },
+        }
+    }
+}
+
+/// hyper's service around the router: notes when each request starts, and when its response
+/// is done with (its body dropped by hyper, whether written to the end or not).
+struct Watched<S> {
+    inner: S,
+    watch: Arc<Watch>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Watched<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = Response<Tracked<B>>;
+    type Error = S::Error;
+    type Future = WatchedFuture<S::Future>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.watch.request_started();
+        WatchedFuture {
+            inner: self.inner.call(request),
+            watch: Some(self.watch.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct WatchedFuture<F> {
+        #[pin]
+        inner: F,
+        watch: Option<Arc<Watch>>,
+    }
+}
+
+impl<F, B, E> Future for WatchedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<Tracked<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let watch = this.watch.take();
+        Poll::Ready(Ok(response.map(|body| Tracked { body, watch })))
+    }
+}
+
+/// A response body that tells the watchdog when hyper is done with it.
+struct Tracked<B> {
+    body: B,
+    watch: Option<Arc<Watch>>,
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        if let Some(watch) = &self.watch {
+            watch.request_done();
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Errors about one connection are skipped; others (out of file descriptors, say) would fail

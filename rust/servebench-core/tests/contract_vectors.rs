@@ -184,3 +184,57 @@ async fn the_checks_catch_wrong_answers() {
     let failures = check_features(&vectors);
     assert_eq!(failures.len(), 1, "{failures:#?}");
 }
+
+/// The one-pass reader of the common body answers exactly as the full path does, wherever it
+/// answers at all: on every request vector, and on bodies where the two could part (duplicates,
+/// arrays for objects, escapes, integral floats, keys out of order).
+#[test]
+fn the_one_pass_reader_agrees_with_the_full_path() {
+    use servebench_core::Payload;
+    const OK: &str =
+        r#"{"Pclass": 3, "Sex": "male", "Age": 22.0, "SibSp": 1, "Parch": 0, "Fare": 7.25}"#;
+    let mut bodies: Vec<String> = load(&shared())
+        .requests
+        .into_iter()
+        .map(|case| case.body)
+        .collect();
+    bodies.extend(
+        [
+            OK,
+            r#"{"Fare": 7, "Parch": 0, "SibSp": 1, "Age": null, "Sex": "female", "Pclass": 1.0}"#,
+            r#"{"Pclass": 3, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 7.25}"#,
+            r#"{"P\u0063lass": 3, "Sex": "m\u0061le", "SibSp": 1, "Parch": 0, "Fare": 1e2}"#,
+            r#"{"Pclass": 3, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 7.25, "Pclass": 2}"#,
+            r#"{"Pclass": 3, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 7.25, "P\u0063lass": 9}"#,
+            r#"[3, "male", 22.0, 1, 0, 7.25]"#,
+            r#"{"instances": [[3, "male", 22.0, 1, 0, 7.25]]}"#,
+            r#"{"instances": [], "Pclass": 1}"#,
+            r#"{"Pclass": 1, "instances": []}"#,
+            r#"{"instances": [{"Pclass": 1, "instances": []}]}"#,
+            r#"{"instances": 3}"#,
+            r#"{"Pclass": 3, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": -1}"#,
+            r#"{"Pclass": 3, "Sex": "male", "SibSp": 1, "Parch": 0, "Fare": 7.25} x"#,
+            r#"  {"Pclass": -0, "Sex": "male", "SibSp": 1e0, "Parch": 0, "Fare": 18446744073709551616}  "#,
+        ]
+        .map(String::from),
+    );
+    for rows in [1, 2, 1024, 1025] {
+        bodies.push(format!(
+            r#"{{"instances": [{}]}}"#,
+            vec![OK; rows].join(",")
+        ));
+    }
+    let mut fast = 0;
+    for body in &bodies {
+        let Some(payload) = Payload::from_slice(body.as_bytes()) else {
+            continue;
+        };
+        fast += 1;
+        let full = axum::Json::<serde_json::Value>::from_bytes(body.as_bytes())
+            .map_err(|e| format!("{e}"))
+            .and_then(|axum::Json(value)| Payload::from_value(value).map_err(|e| format!("{e:?}")));
+        let one_pass = payload.checked().map_err(|e| format!("{e:?}"));
+        assert_eq!(one_pass, full, "{body}");
+    }
+    assert!(fast >= 8, "the one-pass reader took only {fast} bodies");
+}

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 const OK: &str =
     r#"{"Pclass": 3, "Sex": "male", "Age": 22.0, "SibSp": 1, "Parch": 0, "Fare": 7.25}"#;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Server {
     address: SocketAddr,
@@ -36,6 +37,7 @@ impl Server {
                 ready_tx.send(listener.local_addr().unwrap()).unwrap();
                 let limits = Limits {
                     header_read_timeout: HEADER_TIMEOUT,
+                    request_timeout: REQUEST_TIMEOUT,
                     ..Limits::default()
                 };
                 serve(listener, common::app(), &limits, async {
@@ -353,4 +355,44 @@ fn shutdown_lets_an_idle_keep_alive_connection_go() {
         start.elapsed()
     );
     assert!(closed(&mut stream));
+}
+
+/// A body that trickles in past the request timeout gets its 408 (with the JSON error and
+/// Server-Timing of every answer), and then the connection is closed; a body that keeps
+/// arriving within the head timeout does not save it.
+#[test]
+fn a_trickled_body_gets_its_408() {
+    let server = Server::start();
+    let mut stream = server.connect();
+    let head = predict_request(OK).replace(&format!("Length: {}", OK.len()), "Length: 500");
+    let start = Instant::now();
+    stream
+        .write_all(&head.as_bytes()[..head.len() - OK.len()])
+        .unwrap();
+    let writer = stream.try_clone().unwrap();
+    let trickle = thread::spawn(move || {
+        let mut writer = writer;
+        for byte in OK.bytes().cycle() {
+            if writer.write_all(&[byte]).is_err() || start.elapsed() > Duration::from_secs(8) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let response = read_response(&mut BufReader::new(stream.try_clone().unwrap()));
+    let took = start.elapsed();
+    assert_eq!(response.status, 408, "{}", response.body);
+    assert!(
+        response.body.contains("request timed out"),
+        "{}",
+        response.body
+    );
+    assert!(response.header("server-timing").is_some());
+    assert!(
+        took >= REQUEST_TIMEOUT && took < REQUEST_TIMEOUT + HEADER_TIMEOUT * 2,
+        "{took:?}"
+    );
+    assert!(closed(&mut stream));
+    trickle.join().unwrap();
+    assert_eq!(server.health().0, 200);
 }
