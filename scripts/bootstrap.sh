@@ -64,6 +64,30 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
+own_environments() {
+  # The stacks whose pins conflict with the shared environment have their own (a description's
+  # `environment`): .venvs/<folder> from the lock in servers/<folder>/, with the servebench
+  # package for the shared serving code. Made again only when its lock or pyproject.toml changes.
+  local folder lock want stamp
+  while read -r folder lock; do
+    [ -n "$folder" ] || continue
+    stamp=.venvs/$folder/.servebench-lock
+    want=$(cat "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ -x ".venvs/$folder/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+      continue
+    fi
+    step "Python environment of $folder (.venvs/$folder from ${lock#"$root"/})"
+    rm -rf ".venvs/$folder"
+    .venv/bin/uv venv -q --python "$(readlink -f .venv/bin/python)" ".venvs/$folder" \
+      || fail "could not create .venvs/$folder"
+    .venv/bin/uv pip sync -q --compile-bytecode --python ".venvs/$folder/bin/python" "$lock" \
+      || fail "uv pip sync $lock"
+    .venv/bin/uv pip install -q --python ".venvs/$folder/bin/python" --no-deps -e . \
+      || fail "installing the servebench package into .venvs/$folder"
+    echo "$want" > "$stamp"
+  done < <(.venv/bin/python -m servebench.registry environments)
+}
+
 rust_servers() {
   have cargo || fail "cargo not found: install Rust (rustup) to build the Rust servers"
   step "Rust servers (cargo build --release)"
@@ -136,6 +160,7 @@ if [ "$want_loadgen" = 1 ]; then
   loadgen=$!
 fi
 python_env
+own_environments
 if [ "$want_system" = 1 ]; then
   have curl || apt_install curl
   have taskset || apt_install util-linux

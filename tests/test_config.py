@@ -71,6 +71,35 @@ def test_a_variant_is_its_stack_with_the_settings_it_changes(tmp_path: Path) -> 
         registry.servers.__wrapped__(tmp_path)
 
 
+def test_a_stack_may_have_an_environment_of_its_own(tmp_path: Path) -> None:
+    """Its `{venv}` is .venvs/<folder>, made by the bootstrap from the lock the description names."""
+    from servebench import launch
+
+    (tmp_path / "own").mkdir()
+    base = (registry.SERVERS_DIR / "fastapi" / "server.yaml").read_text().split("variants:")[0]
+    description = tmp_path / "own" / "server.yaml"
+    description.write_text(base.replace("id: fastapi", "id: own") + "environment: requirements.lock\n")
+    with pytest.raises(registry.RegistryError, match=r"environment 'requirements\.lock' is not a lock file"):
+        registry.servers.__wrapped__(tmp_path)
+    (tmp_path / "own" / "requirements.lock").write_text("numpy==2.2.6\n")
+    own = registry.servers.__wrapped__(tmp_path)["own"]
+    assert launch.venv(own) == ROOT / ".venvs" / "own"
+    assert launch.venv(registry.server("fastapi")) == ROOT / ".venv"
+
+
+def test_a_stack_names_the_apis_it_serves_and_its_health_path(tmp_path: Path) -> None:
+    (tmp_path / "v2only").mkdir()
+    base = (registry.SERVERS_DIR / "fastapi" / "server.yaml").read_text().split("variants:")[0]
+    description = tmp_path / "v2only" / "server.yaml"
+    description.write_text(base.replace("id: fastapi", "id: v2only") + "apis: [v2]\nhealth: /v2/health/ready\n")
+    spec = registry.servers.__wrapped__(tmp_path)["v2only"]
+    assert (spec.apis, spec.health) == (("v2",), "/v2/health/ready")
+    assert registry.server("fastapi").apis == ("record", "v2") and registry.server("fastapi").health == "/health"
+    description.write_text(base.replace("id: fastapi", "id: v2only") + "apis: [grpc]\n")
+    with pytest.raises(registry.RegistryError, match="apis must be some of record, v2"):
+        registry.servers.__wrapped__(tmp_path)
+
+
 def test_bad_descriptions_name_their_file(tmp_path: Path) -> None:
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "server.yaml").write_text("id: broken\nlabel: x\n")

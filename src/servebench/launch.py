@@ -5,7 +5,8 @@ and servers/stop.sh run.
     python -m servebench.launch stop ID | --all
 
 `start` launches the description's command in a session of its own (so that stopping it stops
-every process it spawned), pinned to the server core, and returns once /health answers; it
+every process it spawned), pinned to the server core, and returns once its health path answers (/health unless the
+description names another); it
 writes RUN_DIR/ID.pid, ID.log and ID.json (pid, port, cpus, start-up seconds, command).
 Environment: SERVEBENCH_MODELS_DIR (default OUT/models), SERVEBENCH_OUT (outputs/),
 SERVEBENCH_SERVER_CPUS (taskset list; default core 0 on a machine with two or more cores, empty
@@ -35,6 +36,8 @@ from servebench.paths import PROJECT_ROOT, out_dir
 from servebench.registry import RegistryError, ServerSpec
 
 VENV = PROJECT_ROOT / ".venv"
+# The stacks' own environments (a description's `environment`), one folder each.
+OWN_VENVS = PROJECT_ROOT / ".venvs"
 STOP_GRACE_S = 5.0
 # Floods of idle connections must meet the server's own timeouts, not the descriptor limit.
 OPEN_FILES = 65536
@@ -78,12 +81,17 @@ def record_models(spec: ServerSpec, models_dir: Path) -> list[registry.ModelSpec
     return served
 
 
+def venv(spec: ServerSpec) -> Path:
+    """The Python environment the stack runs in: its own when its description names one."""
+    return OWN_VENVS / spec.environment_dir if spec.environment else VENV
+
+
 def _placeholders(spec: ServerSpec, host: str, port: int, models_dir: Path) -> dict[str, str]:
     values = {
         "root": str(PROJECT_ROOT),
         "servers": str(registry.SERVERS_DIR),
         "dir": str(spec.dir),
-        "venv": str(VENV),
+        "venv": str(venv(spec)),
         "host": host,
         "port": str(port),
         "models_dir": str(models_dir),
@@ -192,16 +200,16 @@ def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
     pidfile.write_text(f"{process.pid}\n")
     try:
         deadline = time.monotonic() + timeout
-        url = f"http://{host}:{port}/health" if ":" not in host else f"http://[{host}]:{port}/health"
+        url = f"http://{host}:{port}{spec.health}" if ":" not in host else f"http://[{host}]:{port}{spec.health}"
         while not _healthy(url):
             if process.poll() is not None:
                 raise LaunchError(
-                    f"{server_id} failed to start (exit {process.returncode} before /health answered). "
+                    f"{server_id} failed to start (exit {process.returncode} before {spec.health} answered). "
                     f"Last lines of {log}:\n{log_tail(log)}"
                 )
             if time.monotonic() > deadline:
                 raise LaunchError(
-                    f"{server_id} did not answer /health on {host}:{port} within {timeout:g}s. "
+                    f"{server_id} did not answer {spec.health} on {host}:{port} within {timeout:g}s. "
                     f"Last lines of {log}:\n{log_tail(log)}"
                 )
             time.sleep(0.05)
@@ -235,7 +243,7 @@ def _stop_group(pid: int, spec: ServerSpec, values: dict[str, str] | None = None
         if not _group_alive(pid):
             break
     if spec.stop:
-        values = values or {"venv": str(VENV), "root": str(PROJECT_ROOT), "dir": str(spec.dir)}
+        values = values or {"venv": str(venv(spec)), "root": str(PROJECT_ROOT), "dir": str(spec.dir)}
         subprocess.run([_fill(arg, values, spec) for arg in spec.stop], capture_output=True, timeout=60, check=False)
 
 

@@ -18,6 +18,7 @@ MODELS_FILE = PROJECT_ROOT / "params" / "models.yaml"
 DESCRIPTION = "server.yaml"
 # The report groups stacks by kind, in this order.
 GROUPS = ("web framework", "serving framework", "rust")
+APIS = ("record", "v2")
 
 
 class RegistryError(ValueError):
@@ -79,6 +80,20 @@ class ServerSpec:
     # `variants:` in that stack's description; `differs` says what is changed.
     variant_of: str | None = None
     differs: str = ""
+    # A lock file in the stack's folder: the stack runs in an environment of its own made from it
+    # (.venvs/<folder>/, scripts/bootstrap.sh), for pins that conflict with the shared .venv.
+    environment: str | None = None
+    # The path the launcher waits for (200) before a started server counts as up.
+    health: str = "/health"
+    # What the stack serves: the record API (`/predict/{model}`, `/health`) and the Open
+    # Inference Protocol (`/v2/...`). A server built for the protocol that takes no custom route
+    # serves `v2` alone; the record API's checks and benchmarks then pass it by.
+    apis: tuple[str, ...] = ("record", "v2")
+
+    @property
+    def environment_dir(self) -> str:
+        """The folder of the stack's own environment under the project's .venvs/, when it has one."""
+        return self.dir.name
 
     def serves(self, models: list[ModelSpec]) -> list[ModelSpec]:
         return [m for m in models if m.format in self.formats]
@@ -145,7 +160,12 @@ def _server(path: Path, doc: dict[str, Any]) -> ServerSpec:
         env={str(k): str(v) for k, v in (doc.get("env") or {}).items()},
         deviations=dict(doc.get("deviations") or {}),
         transport_limits={str(k): str(v) for k, v in (doc.get("transport_limits") or {}).items()},
+        apis=tuple(doc.get("apis") or APIS),
     )
+    if not doc["apis"] or set(doc["apis"]) - set(APIS):
+        raise RegistryError(f"{path}: apis must be some of {', '.join(APIS)}, not {list(doc['apis'])}")
+    if doc.get("environment") and not (path.parent / doc["environment"]).is_file():
+        raise RegistryError(f"{path}: environment {doc['environment']!r} is not a lock file in {path.parent}")
     return ServerSpec(**doc)
 
 
@@ -252,7 +272,8 @@ if __name__ == "__main__":
 
     # For the shell scripts: `onnx-models`, SERVEBENCH_MODELS for the Rust engine tests;
     # `packs DIR`, SERVEBENCH_PACKS for them (the packs of the models folder DIR, maybe none);
-    # `system-packages`, the Debian packages the servers need, for the bootstrap.
+    # `system-packages`, the Debian packages the servers need, for the bootstrap; `environments`,
+    # each stack's own environment as `<folder under .venvs> <lock file>`, for the bootstrap.
     command = sys.argv[1:]
     if command == ["onnx-models"]:
         print(model_files([m for m in models() if m.format == "onnx"]))
@@ -260,5 +281,9 @@ if __name__ == "__main__":
         print(format_files(pack_files(Path(command[1]))))
     elif command == ["system-packages"]:
         print(" ".join(sorted({p for spec in servers().values() for p in spec.system_packages})))
+    elif command == ["environments"]:
+        own = {(s.environment_dir, str(s.dir / s.environment)) for s in servers().values() if s.environment}
+        for folder, lock in sorted(own):
+            print(folder, lock)
     else:
-        sys.exit("usage: python -m servebench.registry onnx-models | packs MODELS_DIR | system-packages")
+        sys.exit("usage: python -m servebench.registry onnx-models | packs MODELS_DIR | system-packages | environments")
