@@ -15,6 +15,7 @@ import pytest
 
 from servebench import registry
 from servebench.data import resolve_data_path
+from servebench.launch import cores_refusal
 from servebench.quick_models import make
 from servebench.servers import start_server, stop_server
 
@@ -108,6 +109,8 @@ def servers(artifacts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
 # puts each server's tests together and pytest_runtest_teardown stops it after its last one.
 @pytest.fixture(scope="session", params=ALL_SERVERS)
 def server(request: pytest.FixtureRequest, servers: ServerPool) -> Server:
+    if why := cores_refusal(registry.server(request.param)):
+        pytest.skip(why)
     return LiveServer(servers, request.param)  # type: ignore[return-value]
 
 

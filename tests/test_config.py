@@ -7,7 +7,7 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from servebench import registry
+from servebench import launch, registry
 from servebench.config import PARAMS_DIR, Matrix, load_profile, notebook_parameters
 from servebench.notebooks import NOTEBOOKS
 from servebench.paths import PROJECT_ROOT as ROOT
@@ -18,7 +18,7 @@ def test_default_matrix_is_every_regular_server_times_the_models_of_its_formats(
     want = {
         (s.id, m.name)
         for s in registry.servers().values()
-        if not s.extra
+        if not s.extra and launch.cores_refusal(s) is None
         for m in registry.models()
         if m.format in s.formats
     }
@@ -73,8 +73,6 @@ def test_a_variant_is_its_stack_with_the_settings_it_changes(tmp_path: Path) -> 
 
 def test_a_stack_may_have_an_environment_of_its_own(tmp_path: Path) -> None:
     """Its `{venv}` is .venvs/<folder>, made by the bootstrap from the lock the description names."""
-    from servebench import launch
-
     (tmp_path / "own").mkdir()
     base = (registry.SERVERS_DIR / "fastapi" / "server.yaml").read_text().split("variants:")[0]
     description = tmp_path / "own" / "server.yaml"
@@ -98,6 +96,24 @@ def test_a_stack_names_the_apis_it_serves_and_its_health_path(tmp_path: Path) ->
     description.write_text(base.replace("id: fastapi", "id: v2only") + "apis: [grpc]\n")
     with pytest.raises(registry.RegistryError, match="apis must be some of record, v2"):
         registry.servers.__wrapped__(tmp_path)
+
+
+def test_a_stack_of_several_workers_runs_only_where_each_has_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One server core per worker and one more for the client, or the launcher refuses, saying how
+    to run it; the default matrix leaves it out where it would be refused."""
+    spec = registry.server("flask-workers2")
+    assert spec.workers == 2 and registry.server("flask").workers == 1
+    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setenv("SERVEBENCH_SERVER_CPUS", "0")
+    assert "needs 2 server cores and one more for the client" in str(launch.cores_refusal(spec))
+    with pytest.raises(launch.LaunchError, match="SERVEBENCH_SERVER_CPUS=0-1"):
+        launch.start("flask-workers2", 8000, Path("/nonexistent"))
+    assert "flask-workers2" not in {c.framework for c in Matrix.load().combinations()}
+    monkeypatch.setenv("SERVEBENCH_SERVER_CPUS", "0-1")  # no core left for the client
+    assert launch.cores_refusal(spec) is not None
+    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    assert launch.cores_refusal(spec) is None and launch.cores_refusal(registry.server("flask")) is None
+    assert "flask-workers2" in {c.framework for c in Matrix.load().combinations()}
 
 
 def test_bad_descriptions_name_their_file(tmp_path: Path) -> None:

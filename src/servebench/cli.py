@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts and short durations (params/quick.yaml)")
     parser.add_argument("--profile", type=Path, help="a parameter profile (default params/default.yaml)")
     parser.add_argument(
-        "--frameworks", help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev only when named)"
+        "--frameworks",
+        help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev, and variants of more workers than "
+        "this machine has server cores for, only when named)",
     )
     parser.add_argument(
         "--models", help="comma-separated subset, e.g. pytorch_onnx,lightgbm_onnx (model packs by their names too)"

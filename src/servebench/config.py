@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from servebench import registry
+from servebench import launch, registry
 from servebench.paths import PROJECT_ROOT
 from servebench.registry import ServerSpec
 
@@ -91,14 +91,19 @@ class Matrix:
         return [m.name for m in self.frameworks[framework].serves(specs) if m.name in self.models]
 
     def combinations(self, frameworks: list[str] | None = None, models: list[str] | None = None) -> list[Combination]:
-        """Servers in registry order; named frameworks include the `extra` ones."""
+        """Servers in registry order; named frameworks include the `extra` ones and those of more
+        workers than the machine has server cores for."""
         for name in frameworks or []:
             if name not in self.frameworks:
                 raise ValueError(f"unknown framework '{name}' (one of {', '.join(self.frameworks)})")
         for name in models or []:
             if name not in self.models:
                 raise ValueError(f"unknown model '{name}' (one of {', '.join(self.models)})")
-        chosen = frameworks or [f for f, spec in self.frameworks.items() if not spec.extra]
+        # By default the regular stacks this machine's cores can measure (servebench.launch.cores_refusal);
+        # a named one that it cannot is refused by the launcher, saying why.
+        chosen = frameworks or [
+            f for f, spec in self.frameworks.items() if not spec.extra and launch.cores_refusal(spec) is None
+        ]
         return [
             Combination(f, m)
             for f in self.frameworks

@@ -32,6 +32,7 @@ from typing import Any
 import psutil
 
 from servebench import registry
+from servebench.bench.cpus import parse_cpus
 from servebench.paths import PROJECT_ROOT, out_dir
 from servebench.registry import RegistryError, ServerSpec
 
@@ -56,6 +57,25 @@ def server_cpus() -> str:
     if "SERVEBENCH_SERVER_CPUS" in os.environ:
         return os.environ["SERVEBENCH_SERVER_CPUS"]
     return "0" if (os.cpu_count() or 1) >= 2 else ""
+
+
+def cores_refusal(spec: ServerSpec) -> str | None:
+    """Why a stack of several workers cannot be measured here (None when it can): each worker
+    needs a server core of its own, and the client one outside them, or the figures would be the
+    workers and the client taking turns on shared cores."""
+    if spec.workers <= 1:
+        return None
+    cpus = server_cpus()
+    machine = set(os.sched_getaffinity(0))
+    server = parse_cpus(cpus) if cpus else machine
+    if len(server) >= spec.workers and machine - server:
+        return None
+    return (
+        f"{spec.id} runs {spec.workers} workers, one per server core, and needs {spec.workers} server cores and "
+        f"one more for the client; here the server gets {len(server)} ({'cores ' + cpus if cpus else 'unpinned'}) "
+        f"of {len(machine)}. On a machine with {spec.workers + 1} or more cores, run it with "
+        f"SERVEBENCH_SERVER_CPUS=0-{spec.workers - 1} (docs/servers.md, 'Workers beyond one core')"
+    )
 
 
 def _ort_dylib() -> str:
@@ -151,6 +171,8 @@ def _raise_open_files() -> None:
 
 def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
     spec = registry.server(server_id)
+    if why := cores_refusal(spec):
+        raise LaunchError(why)
     if not 1 <= port <= 65535:
         raise LaunchError(f"port must be 1-65535, got {port}")
     host = os.environ.get("SERVEBENCH_HOST") or "127.0.0.1"
@@ -184,6 +206,7 @@ def start(server_id: str, port: int, out: Path) -> dict[str, Any]:
         "SERVEBENCH_MODELS": values["models"],
         "SERVEBENCH_PACKS": values["packs"],
         "SERVEBENCH_HOST": host,
+        "SERVEBENCH_WORKERS": str(spec.workers),
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",
         **{name: _fill(value, values, spec) for name, value in spec.env.items()},

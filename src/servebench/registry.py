@@ -89,6 +89,10 @@ class ServerSpec:
     # Inference Protocol (`/v2/...`). A server built for the protocol that takes no custom route
     # serves `v2` alone; the record API's checks and benchmarks then pass it by.
     apis: tuple[str, ...] = ("record", "v2")
+    # Processes (or replicas) serving requests, one per server core: the launcher gives the server
+    # SERVEBENCH_WORKERS and refuses to start it where the machine has not that many cores for the
+    # server and one more for the client.
+    workers: int = 1
 
     @property
     def environment_dir(self) -> str:
@@ -162,6 +166,8 @@ def _server(path: Path, doc: dict[str, Any]) -> ServerSpec:
         transport_limits={str(k): str(v) for k, v in (doc.get("transport_limits") or {}).items()},
         apis=tuple(doc.get("apis") or APIS),
     )
+    if not isinstance(doc.get("workers", 1), int) or doc.get("workers", 1) < 1:
+        raise RegistryError(f"{path}: workers must be a whole number of 1 or more, not {doc['workers']!r}")
     if not doc["apis"] or set(doc["apis"]) - set(APIS):
         raise RegistryError(f"{path}: apis must be some of {', '.join(APIS)}, not {list(doc['apis'])}")
     if doc.get("environment") and not (path.parent / doc["environment"]).is_file():
