@@ -27,7 +27,7 @@ from servebench.registry import ServerSpec
 from servebench.report import figures, headline, tables
 from servebench.report.data import load
 from servebench.report.metrics import HEADLINE, PYTHON_CLIENT, Metric, best_first
-from servebench.report.narrative import MAX_SENTENCES, summary_lines
+from servebench.report.narrative import MAX_SENTENCES, stalled_note, summary_lines
 from servebench.results import files as results
 from servebench.results.derive import capacity, median_interval, native_summary, window_stats
 
@@ -178,6 +178,28 @@ def test_native_single_interleaves_predict_and_health() -> None:
     assert got["predict"]["p50"]["median"] == 0.2 and got["health"]["p50"]["windows"] == 3
 
 
+def test_a_window_whose_floor_shows_a_stall_is_measured_again() -> None:
+    floors = iter([0.1, 0.11, 0.5, 0.1, 0.09])
+
+    def fake(run: Run, cpus: str | None) -> dict[str, Any]:
+        v = next(floors) if "health" in run.url else 0.2
+        return {"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 1, "first_error": "x"}
+
+    parts = native_windows(Run("http://x/predict/m"), Run("http://x/health"), 4, None, runner=fake)
+    assert [w["stalled"] for w in parts["health"]] == [False, False, True, False, False]
+    got = native_summary(parts)
+    assert got["health"]["p50"]["windows"] == 4 and sorted(got["health"]["p50"]["values"]) == [0.09, 0.1, 0.1, 0.11]
+    assert got["predict"]["stalled"] == 1 and got["predict"]["errors"] == 5  # failures are kept
+
+    def stuck(run: Run, cpus: str | None) -> dict[str, Any]:
+        v = 1.0 if "health" in run.url else 0.2
+        return {"p50": v, "p90": v, "p99": v, "p99_9": v, "mean_ms": v, "requests": 10, "errors": 0, "first_error": ""}
+
+    # a machine that stays slow: at most as many repeats as windows, then the windows are counted
+    parts = native_windows(Run("http://x/predict/m"), Run("http://x/health"), 2, None, stuck, floors=[0.1])
+    assert [w["stalled"] for w in parts["predict"]] == [True, True, False, False]
+
+
 def test_ladder_is_shared_geometric_and_stops_at_the_first_rate_not_held() -> None:
     assert ladder_rates(250, 2000, 1) == [250, 500, 1000, 2000]
     assert ladder_rates(250, 1000, 2) == [250, 354, 500, 707, 1000]
@@ -202,6 +224,15 @@ def test_a_step_is_held_only_without_errors_at_the_rate_within_the_target() -> N
     assert not held(step(1000, 11.0), 10.0)
     assert not held(step(1000, 5.0, achieved=970), 10.0)
     assert not held(step(1000, 5.0, errors=1), 10.0)
+
+
+def test_the_report_says_how_many_windows_met_a_stall(tmp_path: Path) -> None:
+    stalled = summary("b", "m1", 0.1, 8000)
+    stalled["native"]["predict"]["stalled"] = 2
+    data = load(outputs(tmp_path, [summary("a", "m1", 0.5, 1000), stalled]), MATRIX)
+    assert stalled_note(data).startswith("2 window(s) met a stall of the machine")
+    data = load(outputs(tmp_path / "calm", [summary("a", "m1", 0.5, 1000)]), MATRIX)
+    assert stalled_note(data).startswith("None of the")
 
 
 def test_digits_follow_the_spread() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from servebench.bench.client import read_reference, record_requests, sequential
@@ -114,14 +115,47 @@ class EndpointResult:
         return derive.summary(self.observations(), self.sequential)
 
 
-def native_windows(predict: Run, health: Run, windows: int, cpus: str | None, runner: Runner = run_oha) -> Windows:
+# A window whose /health floor, measured right after it, is more than this many times the
+# endpoint's usual floor met a stall of the machine (a neighbour's burst on a shared host), not the
+# server: its figures are kept as raw observations, marked, and the window is measured again. One
+# start of a server differs from the next by a quarter at most, so twice the floor is a stall.
+STALL_FACTOR = 2.0
+
+
+def native_windows(
+    predict: Run,
+    health: Run,
+    windows: int,
+    cpus: str | None,
+    runner: Runner = run_oha,
+    floors: list[float] | None = None,
+) -> Windows:
     """One connection, sequential: `windows` windows of predict, each followed by one of /health,
-    so that drift hits both alike. oha's summary of each window, by part."""
+    so that drift hits both alike. oha's summary of each window, by part. A pair whose /health
+    p50 is more than STALL_FACTOR times the median of the floors seen so far (`floors`: the
+    endpoint's earlier ones, then this call's) is marked `stalled` and measured again, at most
+    `windows` times in all, so a machine that stays slow ends the call rather than stalls it."""
     parts: Windows = {"predict": [], "health": []}
-    for _ in range(windows):
-        parts["predict"].append(runner(predict, cpus))
-        parts["health"].append(runner(health, cpus))
+    seen = [f for f in (floors or []) if f == f]
+    kept = repeats = 0
+    while kept < windows:
+        measured = runner(predict, cpus), runner(health, cpus)
+        floor = measured[1].get("p50", float("nan"))
+        stalled = bool(seen) and repeats < windows and floor > STALL_FACTOR * float(np.median(seen))
+        for part, window in zip(("predict", "health"), measured, strict=True):
+            parts[part].append({**window, "stalled": stalled})
+        if stalled:
+            repeats += 1
+            continue
+        kept += 1
+        if floor == floor:
+            seen.append(floor)
     return parts
+
+
+def kept_floors(windows: Windows | None) -> list[float]:
+    """The /health p50 of every window not marked stalled."""
+    return [float(w["p50"]) for w in (windows or {}).get("health", []) if not w.get("stalled") and "p50" in w]
 
 
 def benchmark_endpoint(
@@ -165,13 +199,16 @@ def benchmark_endpoint(
     if plan.windows > 0:
         body = requests.body_file
         warm = settings.native_warmup
-        native_windows(Run(url, requests=warm, bodies=body), Run(target.health_url, requests=warm), 1, cpus, runner)
+        warmed = native_windows(
+            Run(url, requests=warm, bodies=body), Run(target.health_url, requests=warm), 1, cpus, runner
+        )
         here = native_windows(
             Run(url, duration_s=settings.native_window_s, bodies=body),
             Run(target.health_url, duration_s=settings.native_window_s),
             plan.windows,
             cpus,
             runner,
+            kept_floors(earlier) or kept_floors(warmed),
         )
         before = earlier or {"predict": [], "health": []}
         mark = (

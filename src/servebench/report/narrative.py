@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from servebench.bench.endpoint import STALL_FACTOR
 from servebench.report import headline
 from servebench.report.data import ReportData
 from servebench.report.metrics import HEADLINE
@@ -100,3 +101,20 @@ def summary_lines(data: ReportData) -> list[str]:
             "more than the servers."
         )
     return lines[:MAX_SENTENCES]
+
+
+def stalled_note(data: ReportData) -> str:
+    """How many single-request windows met a stall of the machine and were measured again
+    (servebench.bench.endpoint.STALL_FACTOR), for the section of those windows."""
+    parts = [((s.get("native") or {}).get("predict") or {}) for s in data.ok]
+    stalled = sum(int(p.get("stalled") or 0) for p in parts)
+    kept = sum(int((p.get("p50") or {}).get("windows") or 0) for p in parts)
+    if not kept:
+        return ""
+    if not stalled:
+        return f"None of the {kept} windows met a stall of the machine."
+    return (
+        f"{stalled} window(s) met a stall of the machine — the server's /health round trip, measured right "
+        f"after each window, above {STALL_FACTOR:g}× its usual — and were measured again; the figures are "
+        f"those of the {kept} windows kept (the stalled ones stay in the raw observations)."
+    )
