@@ -235,6 +235,25 @@ def test_the_report_says_how_many_windows_met_a_stall(tmp_path: Path) -> None:
     assert stalled_note(data).startswith("None of the")
 
 
+def test_the_generator_table_reads_by_its_multiple_of_the_fastest_capacity(tmp_path: Path) -> None:
+    out = outputs(tmp_path, [summary("a", "m1", 0.5, 1000)])
+    row = {"offered_rate": 1200.0, "sent_rate": 1199.0, "achieved_rate": 1199.0, "errors": 0, "held": True}
+    doc = {"framework": "a", "peak": 1000.0, "basis": "capacity", "rows": [{"multiple": 1.2, **row}]}
+    (out / "results" / "generator.json").write_text(json.dumps(doc))
+    table = tables.generator_table(load(out, MATRIX))
+    assert table.index.name == "× fastest capacity" and list(table.index) == [1.2]
+    assert table.columns[0] == "Offered (req/s)" and table.iloc[0]["Held within 2%"] == "yes"
+
+
+def test_correctness_reads_as_one_line_when_every_endpoint_passed(tmp_path: Path) -> None:
+    passed = {"rows": 10, "max_abs_diff": 3e-7, "label_mismatches": 0, "ok": True}
+    docs = [summary("a", "m1", 0.5, 1000, parity=passed), summary("b", "m1", 0.1, 8000, parity=passed)]
+    assert tables.parity_verdict(load(outputs(tmp_path, docs), MATRIX)).startswith("All 2 endpoints passed")
+    docs[1].update(status="incorrect", parity={**passed, "ok": False, "max_abs_diff": 0.4})
+    verdict = tables.parity_verdict(load(outputs(tmp_path / "bad", docs), MATRIX))
+    assert verdict.startswith("**1 of 2 endpoints did not pass**")
+
+
 def test_digits_follow_the_spread() -> None:
     assert headline.fmt(0.12345, 0.120, 0.128) == "0.123 (0.120–0.128)"
     assert headline.fmt(0.12345, 0.10, 0.16) == "0.12 (0.10–0.16)"

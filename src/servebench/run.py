@@ -318,21 +318,27 @@ def soak(settings: RunSettings, out: Path, frameworks: list[str]) -> None:
 
 
 def generator_check(settings: RunSettings, out: Path, targets: dict[str, str]) -> None:
-    """The load generator against /health of the server with the highest closed-loop peak, at
-    multiples of that peak (results/generator.json); a failure here is reported, not fatal."""
+    """The load generator against /health, the cheapest endpoint, of the server whose endpoint has
+    the highest capacity, paced at multiples of that capacity (results/generator.json): it holds
+    when the generator outpaces the fastest endpoint measured. A failure here is reported, not
+    fatal. Without a capacity (a run without a ladder), the highest closed-loop peak stands in."""
     from servebench.bench.cpus import client_cpus
     from servebench.bench.generators import self_measurement
 
-    peaks = [
-        (max((x.get("achieved_rate", 0.0) for x in s.get("load", [])), default=0.0), s["framework"])
-        for s in result_files.read_summaries(results_dir(out))
-        if s["status"] == "ok"
-    ]
+    summaries = [s for s in result_files.read_summaries(results_dir(out)) if s["status"] == "ok"]
+    peaks = [(float((s.get("capacity") or {}).get("rate") or 0.0), s["framework"]) for s in summaries]
+    basis = "capacity"
+    if not peaks or max(peaks)[0] <= 0:
+        peaks = [
+            (max((x.get("achieved_rate", 0.0) for x in s.get("load", [])), default=0.0), s["framework"])
+            for s in summaries
+        ]
+        basis = "closed-loop peak"
     if not peaks or max(peaks)[0] <= 0:
         return
     peak, framework = max(peaks)
     multiples, step_s = list(settings.generator.rate_multiples), settings.generator.step_s
-    say(f"== load generator self-measurement: /health of {framework} at {multiples} × {peak:,.0f} req/s")
+    say(f"== load generator self-measurement: /health of {framework} at {multiples} × {peak:,.0f} req/s ({basis})")
     path = results_dir(out) / "generator.json"
     try:
         if framework in targets:
@@ -344,7 +350,7 @@ def generator_check(settings: RunSettings, out: Path, targets: dict[str, str]) -
     except (ServerError, RuntimeError, OSError) as exc:
         doc = {"framework": framework, "peak": peak, "rows": [], "error": str(exc)}
         say(f"   could not measure: {exc}")
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    path.write_text(json.dumps({**doc, "basis": basis}, indent=2) + "\n")
 
 
 def report(profile: dict[str, Any], out: Path, compare: Path | None = None) -> Path:

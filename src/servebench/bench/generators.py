@@ -88,7 +88,7 @@ def self_measurement(
     health_url: str, framework: str, peak: float, multiples: list[float], step_s: float, cpus: str | None
 ) -> dict[str, Any]:
     """oha in open loop against `health_url` at each multiple of `peak` (the fastest endpoint's
-    closed-loop peak, req/s): what the report shows as the generator's own overhead."""
+    capacity, req/s): what the report shows as the generator's own overhead."""
     rows = []
     for m in multiples:
         rate = float(round(m * peak))

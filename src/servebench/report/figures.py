@@ -208,18 +208,24 @@ def ladder(data: ReportData) -> Figure | None:
         ax.set_xlabel("offered rate (req/s, log)")
         ax.set_ylabel("latency (ms, log)")
         ax.grid(True, which="both", alpha=0.3)
-    # One legend for all panels, below them, so that no line is hidden under it.
-    handles: dict[str, object] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
     fig.suptitle(
         "Open loop: p99 (solid) and p50 (dashed) against offered rate; × a rate not held"
         + (f"; dotted: the {slo:g} ms target" if slo else "")
     )
-    fig.tight_layout(rect=(0, 0.08 if len(handles) <= 5 else 0.14, 1, 1))
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(5, len(handles)), fontsize=8)
+    _legend_below(fig, axes)
     return fig
+
+
+def _legend_below(fig: Figure, axes: list) -> None:
+    """One legend of the stacks for all panels, below them, so that no line is hidden under it."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    rows = math.ceil(len(handles) / 5)
+    # About a fifth of an inch a row of entries, whatever the number of panels above them.
+    fig.tight_layout(rect=(0, min(0.3, (0.22 * rows + 0.1) / fig.get_figheight()), 1, 1))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(5, len(handles)), fontsize=8)
 
 
 def native_latency(data: ReportData) -> Figure | None:
@@ -257,37 +263,31 @@ def native_latency(data: ReportData) -> Figure | None:
 
 
 def closed_loop(data: ReportData) -> Figure | None:
-    """Closed-loop throughput against connections, a line per endpoint."""
+    """Closed-loop throughput against connections, a line per stack, one panel per model."""
     entries = [s for s in data.ok if s.get("load")]
     if not entries:
         return None
     colors = _colors(data)
-    dashes = ["-", "--", ":", "-."]
-    styles = {m: dashes[i % len(dashes)] for i, m in enumerate(_models(data))}
-    fig, ax = plt.subplots(figsize=(WIDTH, 4))
-    for s in entries:
-        closed = pd.DataFrame(s["load"])
-        x = closed.get("connections", closed.get("concurrency"))
-        y = closed.get("achieved_rate", closed.get("rps"))
-        ax.plot(
-            x,
-            y,
-            color=colors[s["framework"]],
-            linestyle=styles.get(s["model"], "-"),
-            marker="o",
-            markersize=3,
-            label=f"{data.label(s['framework'])} · {s['model']}",
-        )
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(PLAIN)
-    ax.set_yscale("log")
-    _rates(ax.yaxis)
-    ax.set_xlabel("connections (log₂)")
-    ax.set_ylabel("answers / s (log)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set_title("Closed loop: throughput ceiling on one server core (oha)")
-    fig.tight_layout()
+    models = [m for m in _models(data) if any(s["model"] == m for s in entries)]
+    fig, axes = _grid(len(models))
+    for ax, model in zip(axes, models, strict=True):
+        for s in entries:
+            if s["model"] != model:
+                continue
+            closed = pd.DataFrame(s["load"])
+            x = closed.get("connections", closed.get("concurrency"))
+            y = closed.get("achieved_rate", closed.get("rps"))
+            ax.plot(x, y, color=colors[s["framework"]], marker="o", markersize=3, label=data.label(s["framework"]))
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(PLAIN)
+        ax.set_yscale("log")
+        _rates(ax.yaxis)
+        ax.set_title(data.model_label(model))
+        ax.set_xlabel("connections (log₂)")
+        ax.set_ylabel("answers / s (log)")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("Closed loop: throughput ceiling on one server core (oha)")
+    _legend_below(fig, axes)
     return fig
 
 

@@ -106,6 +106,22 @@ def parity_table(data: ReportData) -> pd.DataFrame:
     return _indexed(pd.DataFrame(rows))
 
 
+def parity_verdict(data: ReportData) -> str:
+    """The correctness section's one line: all endpoints passed, with the largest difference any
+    showed, or how many did not; the table itself is then detail."""
+    checked = [s for s in data.summaries if s.get("parity")]
+    if not checked:
+        return ""
+    failed = [s for s in checked if s["status"] != "ok"]
+    if failed:
+        return f"**{len(failed)} of {len(checked)} endpoints did not pass** and were not benchmarked:"
+    worst = max(float(s["parity"].get("max_abs_diff") or 0.0) for s in checked)
+    return (
+        f"All {len(checked)} endpoints passed: every validation row, singly and as one batch, within the tolerance "
+        f"of the reference model, every label the same (largest difference {worst:.2g})."
+    )
+
+
 def deviations_table(data: ReportData) -> pd.DataFrame:
     """What each stack's description records where its framework departs from docs/api.md: a
     contract vector answered with another status, or a transport attack it does not withstand."""
@@ -341,11 +357,14 @@ def models_table(data: ReportData) -> pd.DataFrame:
 
 
 def generator_table(data: ReportData) -> pd.DataFrame:
+    """Each paced rate, by its multiple of the fastest endpoint's capacity (the index, so that no
+    row number shows), with what was sent and answered and the latencies."""
     g = data.generator or {}
+    basis = "closed-loop peak" if g.get("basis") == "closed-loop peak" else "capacity"
     rows = [
         {
+            f"× fastest {basis}": r.get("multiple"),
             "Offered (req/s)": r["offered_rate"],
-            "× fastest peak": r.get("multiple"),
             "Sent (req/s)": r["sent_rate"],
             "Answered (req/s)": r["achieved_rate"],
             "Errors": r.get("errors"),
@@ -356,7 +375,7 @@ def generator_table(data: ReportData) -> pd.DataFrame:
         }
         for r in g.get("rows", [])
     ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index(f"× fastest {basis}") if rows else pd.DataFrame()
 
 
 def compare_table(data: ReportData, other: ReportData) -> pd.DataFrame:
