@@ -363,7 +363,7 @@ def generator_table(data: ReportData) -> pd.DataFrame:
     basis = "closed-loop peak" if g.get("basis") == "closed-loop peak" else "capacity"
     rows = [
         {
-            f"× fastest {basis}": r.get("multiple"),
+            f"× fastest {basis}": f"{r.get('multiple'):g}" if r.get("multiple") is not None else "—",
             "Offered (req/s)": r["offered_rate"],
             "Sent (req/s)": r["sent_rate"],
             "Answered (req/s)": r["achieved_rate"],
