@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # BentoML: `bentoml serve` of service.py's Titanic service: BentoML's circus arbiter and the one
 # worker its @bentoml.service config asks for.
-#   serve.sh VENV HOST PORT     (the launcher runs it from server.yaml)
+#   serve.sh VENV HOST PORT [OPTION...]   (the launcher runs it from server.yaml; the options go
+#                                          to `bentoml serve`, e.g. its keep-alive behind nginx)
 # - BENTOML_HOME: BentoML keeps a home folder (model and Bento stores, Prometheus' multiprocess
 #   files); it goes in a private run folder, removed on exit, rather than in ~/bentoml. TMPDIR
 #   too: BentoML makes temporary folders (bentoml-uds-*, bentoml-client-*) that a killed server
@@ -15,8 +16,9 @@
 # the process group reaches the arbiter, which stops its worker; circus starts the worker in a
 # session of its own, so service.py ties it to the arbiter's life (see die_with_arbiter).
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: $0 VENV HOST PORT" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: $0 VENV HOST PORT [OPTION...]" >&2; exit 2; }
 venv=$1 host=$2 port=$3
+shift 3
 dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 run=$(mktemp -d "${TMPDIR:-/tmp}/servebench-bentoml.XXXXXX")
 cleanup() {
@@ -37,7 +39,7 @@ export BENTOML_HOME=$run/home TMPDIR=$run/tmp BENTOML_DO_NOT_TRACK=true BENTOML_
 # closed it, so that neither writes its last lines into a broken pipe while shutting down.
 exec 3> >(trap '' TERM INT; exec tee "$run/output")
 copier=$!
-"$venv/bin/bentoml" serve service:Titanic --working-dir "$dir" --host "$host" --port "$port" >&3 2>&1 &
+"$venv/bin/bentoml" serve service:Titanic --working-dir "$dir" --host "$host" --port "$port" "$@" >&3 2>&1 &
 server=$!
 exec 3>&-
 status=0

@@ -261,7 +261,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default=os.environ.get("SERVEBENCH_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    # Behind nginx (the `nginx` variant): a Unix socket in place of the port, and idle connections
+    # kept longer than nginx keeps its own to the app (30 s), so that nginx never reuses one the
+    # app has closed. Both go to uvicorn's config, which LitServe builds from run()'s arguments.
+    parser.add_argument("--uds", help="listen on this Unix socket instead of HOST:PORT")
+    parser.add_argument("--timeout-keep-alive", type=int, help="uvicorn's keep-alive, in seconds")
     args = parser.parse_args()
+    uvicorn_options: dict[str, Any] = {}
+    if args.uds:
+        uvicorn_options["uds"] = args.uds
+    if args.timeout_keep_alive is not None:
+        uvicorn_options["timeout_keep_alive"] = args.timeout_keep_alive
     # Inference workers are spawned: the pipe's sending end travels with each LitAPI. A pipe, not a
     # queue: it holds no semaphore that a SIGTERM would leave to the resource tracker.
     causes, failures = multiprocessing.get_context("spawn").Pipe(duplex=False)
@@ -274,6 +284,7 @@ def main() -> None:
             num_api_servers=1,
             log_level="warning",
             generate_client_file=False,
+            **uvicorn_options,
         )
     except BaseException:
         if not causes.poll():
