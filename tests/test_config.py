@@ -14,13 +14,14 @@ from servebench.paths import PROJECT_ROOT as ROOT
 
 
 def test_default_matrix_is_every_regular_server_times_the_models_of_its_formats() -> None:
+    """On the record API: a stack serving the Open Inference Protocol alone gets the model packs."""
     matrix = Matrix.load()
     want = {
         (s.id, m.name)
         for s in registry.servers().values()
         if not s.extra and launch.cores_refusal(s) is None
         for m in registry.models()
-        if m.format in s.formats
+        if m.format in s.formats and "record" in s.apis
     }
     combos = matrix.combinations()
     assert {(c.framework, c.model) for c in combos} == want and len(combos) == len(want)
@@ -93,6 +94,14 @@ def test_a_stack_names_the_apis_it_serves_and_its_health_path(tmp_path: Path) ->
     spec = registry.servers.__wrapped__(tmp_path)["v2only"]
     assert (spec.apis, spec.health) == (("v2",), "/v2/health/ready")
     assert registry.server("fastapi").apis == ("record", "v2") and registry.server("fastapi").health == "/health"
+    # benchmarked on the model packs alone
+    pack = registry.pack_spec("mine", "My model")
+    matrix = Matrix(
+        {"v2only": spec, "fastapi": registry.server("fastapi")},
+        {"mine": "My model", **{m.name: m.label for m in registry.models()}},
+        (pack,),
+    )
+    assert matrix.served("v2only") == ["mine"] and "pytorch_onnx" in matrix.served("fastapi")
     description.write_text(base.replace("id: fastapi", "id: v2only") + "apis: [grpc]\n")
     with pytest.raises(registry.RegistryError, match="apis must be some of record, v2"):
         registry.servers.__wrapped__(tmp_path)

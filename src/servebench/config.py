@@ -87,8 +87,12 @@ class Matrix:
         return cls(dict(registry.servers()), {m.name: m.label for m in specs}, packs)
 
     def served(self, framework: str) -> list[str]:
-        specs = [*registry.models(), *self.packs]
-        return [m.name for m in self.frameworks[framework].serves(specs) if m.name in self.models]
+        """The models a stack is benchmarked on: those of its formats, and of those only the model
+        packs when it serves the Open Inference Protocol alone (the Titanic models are benchmarked
+        on the record API)."""
+        spec = self.frameworks[framework]
+        specs = [m for m in (*registry.models(), *self.packs) if m.pack or "record" in spec.apis]
+        return [m.name for m in spec.serves(specs) if m.name in self.models]
 
     def combinations(self, frameworks: list[str] | None = None, models: list[str] | None = None) -> list[Combination]:
         """Servers in registry order; named frameworks include the `extra` ones and those of more

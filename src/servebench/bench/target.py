@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from servebench import registry
 from servebench.bench.cpus import client_cpus, parse_cpus
 from servebench.servers import alive, start_server, stop_server
 
@@ -32,7 +33,10 @@ class Target:
 
     @property
     def health_url(self) -> str:
-        return f"{self.base_url}/health"
+        """The server's cheapest route, the floor beside every window: /health, or the health path
+        its description names (a stack serving the Open Inference Protocol alone)."""
+        known = registry.servers().get(self.framework)
+        return f"{self.base_url}{known.health if known else '/health'}"
 
     @property
     def local(self) -> bool:
