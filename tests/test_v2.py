@@ -47,6 +47,21 @@ def protocol(server: Server) -> Server:
     return server
 
 
+def deviates(server: Server, what: str) -> bool:
+    """The server's description records a deviation under `what` (a case, or a property of the
+    protocol such as GENERATED_ID): that check is left out for it."""
+    return what in server.spec.deviations
+
+
+# Deviations a description may record beside the vectors' cases: a property of every answer,
+# checked by the vectors and by the tests below.
+GENERATED_ID = "id is echoed only when given"
+MODEL_PLATFORM = "a model's platform"
+SERVER_EXTENSIONS = "the server's extensions"
+SERVER_TIMING = "the Server-Timing header"
+BODY_LIMIT = "a body over 1 MiB"
+
+
 def skip_deviation(server: Server, case: str) -> None:
     deviation = server.spec.deviations.get(case)
     if deviation is not None:
@@ -112,9 +127,11 @@ def assert_answer(server: Server, case: dict[str, Any], response: httpx.Response
     if path.endswith("/infer"):
         model = path.split("/")[3]
         assert doc["model_name"] == model
-        assert doc.get("id") == case["body"].get("id")
+        if "id" in case["body"] or not deviates(server, GENERATED_ID):
+            assert doc.get("id") == case["body"].get("id")
         assert_outputs(doc, case["outputs"])
-        assert TIMING.match(response.headers.get("server-timing", "")), response.headers
+        if not deviates(server, SERVER_TIMING):
+            assert TIMING.match(response.headers.get("server-timing", "")), response.headers
     elif path == "/v2/health/live":
         assert doc == {"live": True}
     elif path == "/v2/health/ready":
@@ -124,7 +141,8 @@ def assert_answer(server: Server, case: dict[str, Any], response: httpx.Response
     else:
         name = path.split("/")[3]
         assert {k: doc[k] for k in ("name", "inputs", "outputs")} == VECTORS["metadata"][name]
-        assert doc["platform"] == "onnxruntime_onnx" and isinstance(doc["versions"], list)
+        if not deviates(server, MODEL_PLATFORM):
+            assert doc["platform"] == "onnxruntime_onnx" and isinstance(doc["versions"], list)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -148,7 +166,8 @@ def test_alive_after_every_refusal(server: Server) -> None:
         if case["status"] != 200 and case["name"] not in server.spec.deviations:
             assert send(server, case).status_code == case["status"], case["name"]
     os.kill(server.pid, 0)
-    assert httpx.get(server.url("/v2/health/live")).json() == {"live": True}
+    live = httpx.get(server.url("/v2/health/live"))
+    assert live.status_code == 200 and (deviates(server, "liveness") or live.json() == {"live": True})
     assert httpx.get(server.url("/health")).status_code == 200
     assert infer(server, "two_inputs", {"inputs": [A, B]}).status_code == 200
 
@@ -159,7 +178,9 @@ def test_server_metadata(server: Server) -> None:
     assert response.status_code == 200
     doc = response.json()
     assert doc["name"] == httpx.get(server.url("/health")).json()["framework"]
-    assert isinstance(doc["version"], str) and doc["extensions"] == []
+    assert isinstance(doc["version"], str)
+    if not deviates(server, SERVER_EXTENSIONS):
+        assert doc["extensions"] == []
 
 
 def served_over_v2(server: Server, models: Path) -> dict[str, Path]:
@@ -192,9 +213,14 @@ def test_metadata_of_every_served_model_matches_its_graph(server: Server, artifa
         response = httpx.get(server.url(f"/v2/models/{name}"))
         assert response.status_code == 200, (name, response.text[:300])
         doc = response.json()
-        assert doc["name"] == name and doc["platform"] == "onnxruntime_onnx"
+        assert doc["name"] == name
+        if not deviates(server, MODEL_PLATFORM):
+            assert doc["platform"] == "onnxruntime_onnx"
         assert {"inputs": doc["inputs"], "outputs": doc["outputs"]} == graph(path), name
-        assert httpx.get(server.url(f"/v2/models/{name}/ready")).json() == {"name": name, "ready": True}
+        ready = httpx.get(server.url(f"/v2/models/{name}/ready"))
+        assert ready.status_code == 200, name
+        if not deviates(server, "a model's readiness"):
+            assert ready.json() == {"name": name, "ready": True}
 
 
 def test_only_onnx_models_and_packs_are_served_over_v2(server: Server, artifacts: dict[str, Any]) -> None:
@@ -239,6 +265,7 @@ def test_agrees_with_the_record_api(server: Server, artifacts: dict[str, Any]) -
 def test_id_is_echoed_only_when_given(server: Server) -> None:
     protocol(server)
     assert infer(server, "two_inputs", {"id": "x-1", "inputs": [A, B]}).json()["id"] == "x-1"
+    skip_deviation(server, GENERATED_ID)
     assert "id" not in infer(server, "two_inputs", {"inputs": [A, B]}).json()
 
 
@@ -246,6 +273,7 @@ def test_outputs_selected_and_in_the_order_asked(server: Server) -> None:
     protocol(server)
     every = infer(server, "two_inputs", {"inputs": [A, B]}).json()["outputs"]
     assert [o["name"] for o in every] == ["score", "winner"]  # the graph's order
+    skip_deviation(server, "outputs in the order asked")
     for order in (["winner"], ["score"], ["winner", "score"], ["score", "winner"]):
         body = {"inputs": [A, B], "outputs": [{"name": n} for n in order]}
         got = infer(server, "two_inputs", body).json()["outputs"]
@@ -261,10 +289,11 @@ def test_nested_and_flat_data_agree(server: Server) -> None:
 
     def body(a: list[Any], b: list[Any]) -> dict[str, Any]:
         return {
+            "id": "nested-or-flat",
             "inputs": [
                 {"name": "a", "shape": [3, 3], "datatype": "FP32", "data": a},
                 {"name": "b", "shape": [3, 2], "datatype": "INT64", "data": b},
-            ]
+            ],
         }
 
     nested = infer(server, "two_inputs", body(rows, ints))
@@ -282,12 +311,14 @@ def test_content_types(server: Server) -> None:
     for content_type in (None, JSON, "application/json; charset=utf-8"):
         headers = {"Content-Type": content_type} if content_type else {}
         assert httpx.post(url, content=body, headers=headers).status_code == 200, content_type
+    skip_deviation(server, "a Content-Type that is not JSON")
     for content_type in ("text/plain", "application/x-www-form-urlencoded"):
         assert_v2_error(httpx.post(url, content=body, headers={"Content-Type": content_type}), 415)
 
 
 def test_body_over_one_mib(server: Server) -> None:
     protocol(server)
+    skip_deviation(server, BODY_LIMIT)
     rows = 1 << 17
     big = {"inputs": [{**A, "shape": [rows, 3], "data": [0.5] * (3 * rows)}, {**B, "shape": [rows, 2]}]}
     content = json.dumps(big).encode()
@@ -300,6 +331,7 @@ def test_body_over_one_mib(server: Server) -> None:
 
 def test_wrong_methods(server: Server) -> None:
     protocol(server)
+    skip_deviation(server, "GET of inference")
     assert_v2_error(httpx.get(server.url("/v2/models/two_inputs/infer")), 405)
     assert_v2_error(httpx.post(server.url("/v2/models/two_inputs"), json={}), 405)
     assert_v2_error(httpx.post(server.url("/v2/health/live"), json={}), 405)
