@@ -13,7 +13,8 @@ import pytest
 
 from .conftest import Server, valid_passenger
 
-pytestmark = pytest.mark.servers
+# The record API: a stack serving the Open Inference Protocol alone is passed by (conftest).
+pytestmark = [pytest.mark.servers, pytest.mark.record_api]
 
 OK = json.dumps(valid_passenger())
 MIB = 1 << 20

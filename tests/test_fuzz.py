@@ -17,7 +17,8 @@ from servebench.config import Matrix
 from .conftest import Server, fastapi_app
 
 MAX_EXAMPLES = 60
-pytestmark = pytest.mark.servers
+# The record API: a stack serving the Open Inference Protocol alone is passed by (conftest).
+pytestmark = [pytest.mark.servers, pytest.mark.record_api]
 
 
 def test_schemathesis(server: Server, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from servebench.bench.soak import run_soak
 
 from .conftest import Server
 
-pytestmark = pytest.mark.servers
+# The record API: a stack serving the Open Inference Protocol alone is passed by (conftest).
+pytestmark = [pytest.mark.servers, pytest.mark.record_api]
 
 
 def test_short_load(server: Server, artifacts: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ from .conftest import Server, valid_passenger
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "contract.json").read_text())
 TIMING = re.compile(r"^app;dur=\d+(\.\d+)?$")
 
-pytestmark = pytest.mark.servers
+# The record API: a stack serving the Open Inference Protocol alone is passed by (conftest).
+pytestmark = [pytest.mark.servers, pytest.mark.record_api]
 
 
 def post(

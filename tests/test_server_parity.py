@@ -17,7 +17,8 @@ from .conftest import ALL_SERVERS, Server
 MATRIX = Matrix.load()
 ENDPOINTS = [(f, m) for f in ALL_SERVERS for m in MATRIX.served(f)]
 
-pytestmark = pytest.mark.servers
+# The record API: a stack serving the Open Inference Protocol alone is passed by (conftest).
+pytestmark = [pytest.mark.servers, pytest.mark.record_api]
 
 
 @pytest.mark.parametrize(
