@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# FastAPI on uvicorn (uvloop, httptools, one worker) behind nginx (servers/nginx-front.sh and
+# FastAPI on uvicorn (asyncio loop, httptools, one worker) behind nginx (servers/nginx-front.sh and
 # nginx-front.conf, shared with the other stacks' variants behind nginx).
 #   serve.sh VENV HOST PORT     (the launcher runs it from server.yaml)
 # uvicorn listens on a Unix socket in nginx-front.sh's private run folder.
@@ -10,5 +10,5 @@ dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Keep-alive longer than nginx's upstream keepalive_timeout (30 s).
 exec "$dir/../nginx-front.sh" --name fastapi "$host" "$port" -- \
   "$venv/bin/uvicorn" --app-dir "$dir" app:create_app --factory --uds @SOCKET@ \
-  --loop uvloop --http httptools --workers 1 --no-access-log --log-level warning \
+  --loop asyncio --http httptools --workers 1 --no-access-log --log-level warning \
   --timeout-keep-alive 75 --backlog 2048

@@ -13,6 +13,8 @@ pay a new TCP handshake). Inference still runs inline: it takes tens of microsec
 
 import os
 
+import gevent
+
 bind = f"{os.environ.get('SERVEBENCH_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("SERVEBENCH_WORKERS", "1"))
 worker_class = "gevent"
@@ -33,3 +35,11 @@ def pre_request(worker: object, req: object) -> None:
     """A body that stalls for BODY_TIMEOUT_S ends the request (a 400) and its connection: gunicorn
     puts no timeout of its own on body reads."""
     req.unreader.sock.settimeout(BODY_TIMEOUT_S)  # type: ignore[attr-defined]
+
+
+def post_request(worker: object, req: object, environ: object, resp: object) -> None:
+    """Hand the loop to the other connections after each answer. A gevent greenlet yields only
+    when a socket would block, and a keep-alive client's next request is often in before the
+    answer to its last is out, so one connection could be served back to back while others wait:
+    at 128 connections some waited 1-2 s."""
+    gevent.sleep(0)

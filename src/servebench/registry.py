@@ -65,7 +65,8 @@ class ServerSpec:
     crates: tuple[str, ...] = ()
     system_packages: tuple[str, ...] = ()
     deviations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Transport attacks (tests/test_transport.py, by test name without `test_`) this stack, as
+    # Transport attacks (tests/test_transport.py, and the connection burst of tests/test_load.py,
+    # by test name without `test_`, or `name[case]` for one case) this stack, as
     # deployed, does not withstand: name -> why. The suite skips them with that reason and the
     # report lists them beside the contract deviations.
     transport_limits: dict[str, str] = field(default_factory=dict)

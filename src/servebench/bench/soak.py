@@ -17,9 +17,15 @@ WARMUP_S = 3.0
 
 
 def run_soak(
-    framework: str, server: dict[str, Any], concurrency: int, duration_s: float, reference: Path
+    framework: str,
+    server: dict[str, Any],
+    concurrency: int,
+    duration_s: float,
+    reference: Path,
+    timeout_s: float = 30.0,
 ) -> dict[str, Any]:
-    """Warm up at the same concurrency, then hold it; every request and its status is counted."""
+    """Warm up at the same concurrency, then hold it; every request and its status is counted,
+    one not answered within `timeout_s` as an error."""
     model = Matrix.load().served(framework)[-1]
     url = f"{server['base_url']}/predict/{model}"
     rows = read_reference(reference)
@@ -27,10 +33,10 @@ def run_soak(
     pid = int(server["pid"])
     with tempfile.TemporaryDirectory() as tmp:
         targets = write_targets(Path(tmp) / "targets.json", url, payloads(rows))
-        run_attack(Attack("closed", WARMUP_S, concurrency=concurrency), targets, cpus)
+        run_attack(Attack("closed", WARMUP_S, concurrency=concurrency), targets, cpus, timeout_s)
         warm = rss_bytes(pid)
         attack = Attack("closed", duration_s, concurrency=concurrency)
-        results = run_attack(attack, targets, cpus)
+        results = run_attack(attack, targets, cpus, timeout_s)
         after = rss_bytes(pid)
     summary = summarize_attack(attack, results)
     growth = 100.0 * (after - warm) / warm
