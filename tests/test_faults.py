@@ -19,6 +19,7 @@ import pytest
 
 from servebench import registry
 from servebench.config import Combination, load_profile
+from servebench.launch import cores_refusal
 from servebench.report import tables
 from servebench.report.data import load as load_report
 from servebench.run import benchmark
@@ -103,6 +104,8 @@ def test_busy_port_is_a_clear_error(artifacts: dict[str, Any], tmp_path: Path) -
 def test_bad_artifact_stops_the_server_at_start_up(
     artifacts: dict[str, Any], tmp_path: Path, framework: str, damage: str, file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if why := cores_refusal(registry.server(framework)):
+        pytest.skip(why)
     if file == "preprocess.json" and "record" not in registry.server(framework).apis:
         pytest.skip(f"{framework} serves the Open Inference Protocol alone and reads no preprocessing")
     out = private_out(artifacts, tmp_path)
