@@ -37,7 +37,9 @@ def decomposition(predict: pd.DataFrame, health: pd.DataFrame) -> dict[str, floa
     the time inside the handler (Server-Timing), and the rest (framework, parsing, routing)."""
     total = float(np.median(measured_ok(predict)["latency_ms"]))
     floor = float(np.median(measured_ok(health)["latency_ms"]))
-    server = float(np.nanmedian(measured_ok(predict)["server_ms"]))
+    timed = measured_ok(predict)["server_ms"].dropna()
+    # A server that sends no Server-Timing (Triton's own HTTP endpoint) has no handler time.
+    server = float(np.median(timed)) if len(timed) else math.nan
     return {
         "end_to_end_ms": total,
         "client_floor_ms": floor,
