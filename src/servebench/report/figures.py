@@ -58,6 +58,8 @@ def _colors(data: ReportData) -> dict[str, tuple[float, ...]]:
     present = list(dict.fromkeys(s["framework"] for s in sorted(data.summaries, key=data.order)))
     palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
     palette += [c for i, c in enumerate(plt.get_cmap("Dark2").colors) if i != 7]
+    # tab10's lighter halves, for runs of more stacks than that: no colour twice up to 25 stacks
+    palette += [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 and i != 15]
     return {f: palette[i % len(palette)] for i, f in enumerate(present)}
 
 
