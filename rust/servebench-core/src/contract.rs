@@ -12,14 +12,36 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_path_to_error::Segment;
 
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// The client stopped sending mid-body.
+    Unreadable,
+}
+
+/// The whole body, refused past [`MAX_BODY_BYTES`]: what axum's `Bytes` extractor reads under
+/// `DefaultBodyLimit::max(MAX_BODY_BYTES)`, without the layer, which inserts the limit into every
+/// request's extensions (three allocations on every route, `/health` included).
+pub async fn read_body(body: Body) -> Result<Bytes, BodyError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Unreadable),
+    }
+}
 pub const MAX_BATCH: usize = 1024;
 pub const AGE_MAX: f64 = 200.0;
 pub const FARE_MAX: f64 = 100_000.0;
@@ -390,10 +412,20 @@ impl ApiError {
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
         }
     }
+}
 
-    pub fn body_too_large() -> Self {
-        let message = format!("body exceeds {MAX_BODY_BYTES} bytes");
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body exceeds {MAX_BODY_BYTES} bytes"),
+            ),
+            // Nobody will read the answer.
+            BodyError::Unreadable => {
+                Self::new(StatusCode::BAD_REQUEST, "could not read the request body")
+            }
+        }
     }
 }
 
@@ -420,13 +452,6 @@ impl From<JsonRejection> for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Content-Type must be application/json",
             ),
-            JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(
-                FailedToBufferBody::LengthLimitError(_),
-            )) => Self::body_too_large(),
-            // Only when the client stops sending mid-body; nobody will read the answer.
-            JsonRejection::BytesRejection(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "could not read the request body")
-            }
             // Data errors cannot happen on the way to a `Value`; both mean the text is not JSON.
             JsonRejection::JsonSyntaxError(e) => Self::malformed(&e),
             JsonRejection::JsonDataError(e) => Self::malformed(&e),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, HeaderName};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tower::{Layer, Service};
 
-use crate::contract::{ApiError, MAX_BODY_BYTES, Payload};
+use crate::contract::{ApiError, Payload, read_body};
 use crate::engine::{Engine, RecordModel};
 use crate::preprocess::{N_FEATURES, Preprocessor};
 use crate::serve::REQUEST_TIMEOUT;
@@ -144,7 +144,6 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         // After the routes: it applies to those registered before it. axum still sets Allow.
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Timed)
         .with_state(app)
 }
@@ -156,8 +155,9 @@ static SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 /// that cuts off a request whose body trickles in (the header timeout only covers the head).
 /// One hand-written layer rather than two `middleware::from_fn`, which box the next service and
 /// the future on every request. Behind `serve::serve` the deadline is the connection watchdog's,
-/// so a request never touches the timer wheel; driven directly, the router arms a timer of its
-/// own, and only when the request cannot be answered on its first poll.
+/// so a request never touches the timer wheel, and the layer's two clock reads are also the
+/// watchdog's (`serve::request_started`, `serve::response_ready`); driven directly, the router
+/// arms a timer of its own, and only when the request cannot be answered on its first poll.
 #[derive(Debug, Clone, Copy)]
 struct Timed;
 
@@ -185,8 +185,10 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let start = Instant::now();
+        crate::serve::request_started(start);
         TimedFuture {
-            start: Instant::now(),
+            start,
             inner: self.0.call(request),
             deadline: None,
         }
@@ -231,7 +233,9 @@ where
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
             }
         };
-        Poll::Ready(Ok(with_server_timing(response, this.start.elapsed())))
+        let ready = Instant::now();
+        crate::serve::response_ready(ready);
+        Poll::Ready(Ok(with_server_timing(response, ready - *this.start)))
     }
 }
 
@@ -324,16 +328,14 @@ struct ValidBody(Payload);
 impl<S: Send + Sync> FromRequest<S> for ValidBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
         if !json_content_type(request.headers()) {
             return Err(JsonRejection::from(
                 axum::extract::rejection::MissingJsonContentType::default(),
             )
             .into());
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(JsonRejection::from)?;
+        let bytes = read_body(request.into_body()).await?;
         if let Some(payload) = Payload::from_slice(&bytes) {
             return payload.checked().map(ValidBody);
         }

@@ -6,20 +6,17 @@
 //! a timer per request: hyper drops its header timer after every head and boxes and registers a
 //! new one for the next, and a per-request deadline registers another, which together cost about
 //! a microsecond a request. The watchdog is a single sleep that wakes at most once per timeout;
-//! the requests only note the time they start and end.
+//! the router's timing layer notes when each request reached it and when its response was ready,
+//! with the clock reads it makes for Server-Timing anyway.
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -51,7 +48,7 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
-            max_headers: 100,
+            max_headers: HYPER_MAX_HEADERS,
             max_buf_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(3),
             request_timeout: REQUEST_TIMEOUT,
@@ -64,6 +61,9 @@ impl Default for Limits {
 /// deadline when it is driven without [`serve`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// hyper's own limit on header lines, `http1::Builder::max_headers`'s default.
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// `idle_since` while a request is being served.
 const BUSY: u64 = u64::MAX;
 
@@ -71,10 +71,10 @@ const BUSY: u64 = u64::MAX;
 /// when the request being served began.
 struct Watch {
     origin: Instant,
-    /// Microseconds since `origin` at which the connection began to wait for a head (a new
-    /// connection, or the last response handed to hyper), or [`BUSY`].
+    /// Nanoseconds since `origin` at which the connection began to wait for a head (a new
+    /// connection, or the last response ready), or [`BUSY`].
     idle_since: AtomicU64,
-    /// Microseconds since `origin` at which the request being served had its head read.
+    /// Nanoseconds since `origin` at which the request being served reached the router.
     busy_since: AtomicU64,
     /// The request being served is past [`Limits::request_timeout`]: the router answers it with
     /// a 408.
@@ -91,26 +91,25 @@ impl Watch {
         }
     }
 
-    fn micros(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin).as_micros()).unwrap_or(BUSY - 1)
+    /// Whole nanoseconds, without the 128-bit division of `as_micros`: 584 years fit.
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(BUSY - 1)
     }
 
-    fn request_started(&self) {
-        self.busy_since
-            .store(self.micros(Instant::now()), Ordering::Relaxed);
+    fn request_started(&self, at: Instant) {
+        self.busy_since.store(self.nanos(at), Ordering::Relaxed);
         self.expired.store(false, Ordering::Relaxed);
         self.idle_since.store(BUSY, Ordering::Relaxed);
     }
 
-    fn request_done(&self) {
-        self.idle_since
-            .store(self.micros(Instant::now()), Ordering::Relaxed);
+    fn response_ready(&self, at: Instant) {
+        self.idle_since.store(self.nanos(at), Ordering::Relaxed);
     }
 
     /// What the watchdog does at `now`: close the connection, or look again at the instant
     /// returned. A request past its deadline is marked expired on the way.
     fn check(&self, now: Instant, limits: &Limits) -> Option<Instant> {
-        let at = |micros: u64| self.origin + Duration::from_micros(micros);
+        let at = |nanos: u64| self.origin + Duration::from_nanos(nanos);
         let idle = self.idle_since.load(Ordering::Relaxed);
         if idle != BUSY {
             let deadline = at(idle) + limits.header_read_timeout;
@@ -140,6 +139,21 @@ pub(crate) fn request_expired() -> Option<bool> {
         .ok()
 }
 
+/// A request reached the router at `at`: the connection's clock goes from the head timeout to
+/// the request's. Called by the router's timing layer in the poll in which hyper hands it the
+/// request, so the watchdog, which runs in the same task, never sees the time between. Off a
+/// connection of [`serve`], nothing.
+pub(crate) fn request_started(at: std::time::Instant) {
+    let _ = CONNECTION.try_with(|watch| watch.request_started(Instant::from_std(at)));
+}
+
+/// The router's response to the request was ready at `at`: the connection's head timeout starts
+/// again. hyper then writes it, so the timeout also bounds a client that does not read its
+/// answer.
+pub(crate) fn response_ready(at: std::time::Instant) {
+    let _ = CONNECTION.try_with(|watch| watch.response_ready(Instant::from_std(at)));
+}
+
 /// Serve `router` on `listener` until `shutdown` completes, then give open connections
 /// `limits.shutdown_grace` to finish.
 pub async fn serve(
@@ -151,8 +165,12 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     // No timer: hyper's header timeout is the watchdog's (see the module's notes).
     http.max_header_size(limits.max_header_bytes)
-        .max_headers(limits.max_headers)
         .max_buf_size(limits.max_buf_bytes);
+    // Set, hyper parses every head into a header array on the heap, allocated per request (its
+    // documentation: about 5% slower); left alone, into one of this size on the stack.
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        http.max_headers(limits.max_headers);
+    }
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -169,10 +187,7 @@ pub async fn serve(
         // Small responses should leave at once rather than wait on Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let watch = Arc::new(Watch::new());
-        let service = Watched {
-            inner: TowerToHyperService::new(router.clone()),
-            watch: watch.clone(),
-        };
+        let service = TowerToHyperService::new(router.clone());
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         let limits = limits.clone();
         // A connection that ends in an error (a client that hangs up mid-request, a timeout,
@@ -202,86 +217,6 @@ async fn watchdog(connection: impl Future, watch: &Watch, limits: &Limits) {
                 None => return,
             },
         }
-    }
-}
-
-/// hyper's service around the router: notes when each request starts, and when its response
-/// is done with (its body dropped by hyper, whether written to the end or not).
-struct Watched<S> {
-    inner: S,
-    watch: Arc<Watch>,
-}
-
-impl<S, B> hyper::service::Service<Request<Incoming>> for Watched<S>
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
-{
-    type Response = Response<Tracked<B>>;
-    type Error = S::Error;
-    type Future = WatchedFuture<S::Future>;
-
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
-        self.watch.request_started();
-        WatchedFuture {
-            inner: self.inner.call(request),
-            watch: Some(self.watch.clone()),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    struct WatchedFuture<F> {
-        #[pin]
-        inner: F,
-        watch: Option<Arc<Watch>>,
-    }
-}
-
-impl<F, B, E> Future for WatchedFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<Tracked<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = std::task::ready!(this.inner.poll(cx))?;
-        let watch = this.watch.take();
-        Poll::Ready(Ok(response.map(|body| Tracked { body, watch })))
-    }
-}
-
-/// A response body that tells the watchdog when hyper is done with it.
-struct Tracked<B> {
-    body: B,
-    watch: Option<Arc<Watch>>,
-}
-
-impl<B> Drop for Tracked<B> {
-    fn drop(&mut self) {
-        if let Some(watch) = &self.watch {
-            watch.request_done();
-        }
-    }
-}
-
-impl<B: Body + Unpin> Body for Tracked<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

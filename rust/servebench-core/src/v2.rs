@@ -13,9 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +23,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::contract::MAX_BODY_BYTES;
+use crate::contract::{BodyError, MAX_BODY_BYTES, read_body};
 use crate::engine::{
     Data, DataType, DataView, Engine, EngineError, ModelInfo, Tensor, TensorInfo, TensorView,
     element_count,
@@ -331,16 +329,14 @@ pub fn check_media_type(headers: &HeaderMap) -> Result<(), V2Error> {
     }
 }
 
-fn body_error(rejection: BytesRejection) -> V2Error {
-    match rejection {
-        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-            V2Error::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body exceeds {MAX_BODY_BYTES} bytes"),
-            )
-        }
-        // Only when the client stops sending mid-body; nobody will read the answer.
-        _ => V2Error::bad("could not read the request body"),
+fn body_error(error: BodyError) -> V2Error {
+    match error {
+        BodyError::TooLarge => V2Error::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds {MAX_BODY_BYTES} bytes"),
+        ),
+        // Nobody will read the answer.
+        BodyError::Unreadable => V2Error::bad("could not read the request body"),
     }
 }
 
@@ -782,9 +778,7 @@ async fn infer(
     request: Request,
 ) -> Result<Response, V2Error> {
     check_media_type(request.headers())?;
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(body_error)?;
+    let body = read_body(request.into_body()).await.map_err(body_error)?;
     let info = &app.engine().models()[model.index];
     let parsed = parse_request(&body)?;
     let inputs = decode_inputs(&model.name, info, &parsed.inputs)?;
