@@ -1,6 +1,7 @@
 //! The engine call of the record API, one row and a batch of 32, for every record model of the
 //! request: shared by the engines' benches (`#[path]`-included, so no crate depends on criterion
-//! outside its benches).
+//! outside its benches). An engine's bench is `engine_bench!(Engine type, "group")`: the models
+//! and libraries are the tests' (`conformance::load_request_from_env`).
 
 use std::hint::black_box;
 
@@ -31,4 +32,24 @@ pub fn bench(c: &mut Criterion, group: &str, engine: &dyn Engine, request: &Load
         });
     }
     group.finish();
+}
+
+/// The bench's `main`: loads `$engine` from the tests' environment and times it as `$group`.
+macro_rules! engine_bench {
+    ($engine:ty, $group:literal) => {
+        fn engine(c: &mut criterion::Criterion) {
+            let (_, request) = servebench_core::conformance::load_request_from_env(1);
+            let engine = <$engine>::load(&request).unwrap_or_else(|e| panic!("{e}"));
+            record_engine::bench(c, $group, &engine, &request);
+        }
+
+        criterion::criterion_group! {
+            name = benches;
+            config = criterion::Criterion::default()
+                .warm_up_time(std::time::Duration::from_millis(500))
+                .measurement_time(std::time::Duration::from_secs(2));
+            targets = engine
+        }
+        criterion::criterion_main!(benches);
+    };
 }
