@@ -22,6 +22,12 @@ use serde_json::Value;
 use serde_path_to_error::Segment;
 
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub const MAX_BATCH: usize = 1024;
+pub const AGE_MAX: f64 = 200.0;
+pub const FARE_MAX: f64 = 100_000.0;
+pub const COUNT_MAX: i64 = 100;
+/// The passenger fields, in the order of a feature row.
+pub const FIELDS: [&str; 6] = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare"];
 
 /// Why a request body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +48,6 @@ pub async fn read_body(body: Body) -> Result<Bytes, BodyError> {
         Err(_) => Err(BodyError::Unreadable),
     }
 }
-pub const MAX_BATCH: usize = 1024;
-pub const AGE_MAX: f64 = 200.0;
-pub const FARE_MAX: f64 = 100_000.0;
-pub const COUNT_MAX: i64 = 100;
-/// The passenger fields, in the order of a feature row.
-pub const FIELDS: [&str; 6] = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
