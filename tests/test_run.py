@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from servebench import cli, run
+from servebench import cli, run, servers
 from servebench.config import DEFAULT_PROFILE, Combination, load_profile
 from servebench.servers import ServerError
 from servebench.settings import RunSettings, run_settings
@@ -30,14 +28,16 @@ def fake_servers(monkeypatch: pytest.MonkeyPatch, broken: tuple[str, ...] = ()) 
     """Servers that start instantly (or fail to, for the ids in `broken`); returns the starts."""
     starts: list[str] = []
 
-    @contextmanager
-    def running_server(framework: str, _out: Path) -> Iterator[dict[str, Any]]:
+    def start_server(framework: str, _out: Path) -> dict[str, Any]:
         starts.append(framework)
         if framework in broken:
             raise ServerError(f"{framework} failed to start")
-        yield {"base_url": "http://127.0.0.1:1", "pid": None, "startup_seconds": 1.0, "cpus": "", "log": None}
+        return {"base_url": "http://127.0.0.1:1", "pid": 1, "startup_seconds": 1.0, "cpus": "", "log": None}
 
-    monkeypatch.setattr(run, "running_server", running_server)
+    monkeypatch.setattr(run, "start_server", start_server)
+    monkeypatch.setattr(run, "stop_server", lambda framework, _out: starts.append(f"stop {framework}"))
+    monkeypatch.setattr(run, "alive", lambda _pid: True)
+    monkeypatch.setattr(servers, "alive", lambda _pid: True)
     return starts
 
 
@@ -47,7 +47,7 @@ def test_skip_train_without_models_fails_at_once_naming_the_fix(
     def no_server(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("no server may start")
 
-    monkeypatch.setattr(run, "running_server", no_server)
+    monkeypatch.setattr(run, "start_server", no_server)
     code = cli.main(["--quick", "--skip-train", "--out", str(tmp_path), "--frameworks", "fastapi"])
     said = capsys.readouterr().out
     assert code == 2
@@ -107,7 +107,7 @@ def test_a_server_starts_once_for_all_its_models_and_a_failed_start_fails_them_a
     starts = fake_servers(monkeypatch, broken=("b",))
     combos = [Combination(f, m) for f in ("a", "b", "c") for m in ("m1", "m2")]
     records = run.benchmark({}, SETTINGS, tmp_path, combos)
-    assert starts == ["a", "b", "c"]
+    assert starts == ["a", "b", "c", "stop a", "stop c"]
     assert [(r["framework"], r["model"], r["status"]) for r in records] == [
         (c.framework, c.model, "failed" if c.framework == "b" else "ok") for c in combos
     ]

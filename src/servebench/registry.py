@@ -73,6 +73,10 @@ class ServerSpec:
     # Another server running the same app on a different server layer (Granian, or Ray Serve's
     # proxy, in place of uvicorn): the report sets the two side by side, as ratios.
     baseline: str | None = None
+    # Why the stack cannot stay up idle beside the others while they are measured (its idle work,
+    # measured, slows a server on the same core): it is then started for its own turn in each
+    # trial of a run and stopped after it (servebench.servers.ServerPool). Empty: it stays up.
+    own_slot: str = ""
     # Seconds the launcher waits for /health (SERVEBENCH_START_TIMEOUT overrides it): a stack
     # that starts a cluster or several processes needs more than a single process.
     start_timeout: float = 120.0

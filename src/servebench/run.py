@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from servebench import registry
 from servebench.bench.rounds import capacity_rounds, single_request_rounds
 from servebench.builtin_packs import BuiltinPack
 from servebench.config import Combination, Matrix
@@ -18,7 +19,7 @@ from servebench.notebooks import StepFailed, profile_parameters, run_notebook
 from servebench.packs import ModelPack, PackError, install, load_pack
 from servebench.paths import results_dir
 from servebench.results import files as result_files
-from servebench.servers import ServerError, alive, log_tail, running_server
+from servebench.servers import ServerError, ServerPool, alive, log_tail, running_server, start_server, stop_server
 from servebench.settings import RunSettings
 
 # Run once after every trained model of params/models.yaml: makes every export of them.
@@ -193,11 +194,13 @@ def benchmark(
     combos: list[Combination],
     targets: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each server is started once for all the models it is to be measured with (they are all
-    loaded at start-up anyway), and again only if it dies; one that cannot start fails its
-    remaining models with the reason. With `native_rounds` in the profile, the single-request
-    windows are first measured in rounds across every endpoint (servebench.bench.rounds), and
-    this pass is the last round."""
+    """Each server is started once for the whole run and kept up, idle, beside the others
+    (servebench.servers.ServerPool), except a stack whose idle work disturbs them (`own_slot` in
+    its description), which is up only for its own turns; a server is started again only if it
+    dies, and one that cannot start fails its remaining models with the reason. With
+    `native_rounds` in the profile, the single-request windows are first measured in trials across
+    every endpoint (servebench.bench.rounds), and this pass is the last; `capacity_rounds` more
+    trials search each capacity again after it."""
     runs_path = results_dir(out) / "runs.json"
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     # Every result of an earlier run goes: the report must never show an endpoint this run did
@@ -212,12 +215,36 @@ def benchmark(
     ):
         for stale in results_dir(out).glob(pattern):
             stale.unlink()
-    records: list[dict[str, Any]] = []
     targets = targets or {}
+    specs = registry.servers()
 
-    def server_for(framework: str) -> AbstractContextManager[dict[str, Any]]:
-        url = targets.get(framework)
-        return attached_server(url) if url else running_server(framework, out)
+    def own_slot(framework: str) -> bool:
+        return framework in specs and bool(specs[framework].own_slot)
+
+    # start_server and stop_server looked up at each call: the tests replace them
+    pool = ServerPool(out, own_slot, start=lambda f, o: start_server(f, o), stop=lambda f, o: stop_server(f, o))
+    with pool:
+
+        def server_for(framework: str) -> AbstractContextManager[dict[str, Any]]:
+            url = targets.get(framework)
+            return attached_server(url) if url else pool.use(framework)
+
+        records = _benchmark_in_trials(profile, settings, out, combos, targets, server_for, runs_path)
+    if pool.starts:
+        say("   server starts: " + ", ".join(f"{f} {n}" for f, n in pool.starts.items()))
+    return records
+
+
+def _benchmark_in_trials(
+    profile: dict[str, Any],
+    settings: RunSettings,
+    out: Path,
+    combos: list[Combination],
+    targets: dict[str, str],
+    server_for: Callable[[str], AbstractContextManager[dict[str, Any]]],
+    runs_path: Path,
+) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
 
     earlier: dict[str, Path] = {}
     if settings.earlier_rounds > 0:

@@ -34,6 +34,9 @@ class BenchmarkSettings(_Strict):
     ladder_steps_per_doubling: int = Field(ge=1)
     ladder_step_s: float = Field(gt=0)
     ladder_refine: int = Field(ge=0)
+    # > 0: the closed loop is measured before the ladder, and the ladder starts at the highest of
+    # its rates not above this fraction of the closed-loop peak (0: at ladder_start)
+    ladder_from_peak: float = Field(default=0.0, ge=0, le=1)
     open_loop_connections: int = Field(ge=1)
     concurrency: tuple[int, ...]
     load_duration_s: float = Field(gt=0)
@@ -47,6 +50,13 @@ class BenchmarkSettings(_Strict):
         from servebench.bench.ladder import ladder_rates
 
         return ladder_rates(self.ladder_start, self.ladder_max_rate, self.ladder_steps_per_doubling)
+
+    def ladder_rates_from(self, peak: float) -> list[float]:
+        """The ladder's rates from the highest not above `ladder_from_peak` × `peak` (a closed-loop
+        peak): the same grid for every endpoint, entered near where each one's capacity lies."""
+        from servebench.bench.ladder import rates_from
+
+        return rates_from(self.ladder_rates, self.ladder_from_peak * peak)
 
 
 class GeneratorSettings(_Strict):

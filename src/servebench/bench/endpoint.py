@@ -216,17 +216,20 @@ def benchmark_endpoint(
         )
         result.windows = {part: [*before[part], *({**w, "round": mark} for w in here[part])] for part in here}
     step = (settings.ladder_step_s, settings.slo_p99_ms, settings.open_loop_connections, cpus, target.pid)
-    if plan.ladder:
-        result.ladder = run_ladder(
-            url, requests.body_file, settings.ladder_rates, *step, settings.ladder_refine, runner
-        )
-    if plan.search_from is not None:
-        result.searches.append(
-            search_capacity(url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner)
-        )
+    # With ladder_from_peak, the closed loop goes first: its peak says where the ladder starts.
+    from_peak = plan.ladder and plan.closed_loop and settings.ladder_from_peak > 0
     if plan.closed_loop:
         result.load = closed_loop_native(
             url, requests.body_file, list(settings.concurrency), settings.load_duration_s, cpus, runner
+        )
+    if plan.ladder:
+        peak = max((float(x.get("achieved_rate") or 0.0) for x in result.load), default=0.0)
+        rates = settings.ladder_rates_from(peak) if from_peak else settings.ladder_rates
+        result.settings["ladder_rates"] = rates
+        result.ladder = run_ladder(url, requests.body_file, rates, *step, settings.ladder_refine, runner)
+    if plan.search_from is not None:
+        result.searches.append(
+            search_capacity(url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner)
         )
     cpu_used = None
     if plan.python_client:

@@ -28,6 +28,13 @@ def ladder_rates(start: float, max_rate: float, steps_per_doubling: int = 2) -> 
         i += 1
 
 
+def rates_from(rates: list[float], estimate: float) -> list[float]:
+    """`rates` from the highest one not above `estimate` (all of them when none is, or when there
+    is no estimate)."""
+    below = [i for i, rate in enumerate(rates) if rate <= estimate]
+    return rates[below[-1] :] if below else rates
+
+
 def held(step: dict[str, Any], slo_p99_ms: float, min_fraction: float = 0.98) -> bool:
     """A step is held when the server answered ≥98% of the offered rate, with no error and p99
     within the target."""

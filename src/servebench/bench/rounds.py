@@ -2,9 +2,10 @@
 
 Measuring one endpoint back to back and then the next lets the machine's drift (a neighbour's load
 on a shared host, over minutes) fall on some endpoints and not others, and a ratio between two
-stacks then carries it. In rounds, each round starts every server once and measures each of its
-endpoints in turn, so every endpoint is sampled across the whole run, from several starts of its
-server, and drift hits all of them alike.
+stacks then carries it. In rounds (trials), each round measures every endpoint in turn, so every
+endpoint is sampled across the whole run and drift hits all of them alike. Which server answers a
+round is `server_for`'s affair: under run_all.sh, one kept up through the rounds
+(servebench.servers.ServerPool), or started for its turn where its idle work disturbs the others.
 
 - Single-request rounds, before the benchmark: each gives every endpoint its share of windows
   (`<key>.windows.json` in the results); the benchmark adds its own as the last round.
@@ -61,7 +62,7 @@ def each_server(
     say: Say = print,
     shuffle: random.Random | None = None,
 ) -> set[str]:
-    """One round: every server of `combos` started once (`server_for`), each of its endpoints
+    """One round: every server of `combos` taken once (`server_for`), each of its endpoints
     visited in turn, in the order `shuffle` draws (servers, then each server's endpoints) or as
     given. Returns the endpoints to leave out of later rounds: those `visit` turned down, and all
     of a server that did not start (the benchmark reports it)."""
