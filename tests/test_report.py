@@ -560,3 +560,19 @@ def test_only_rows_whose_status_is_not_correct_are_painted_red() -> None:
     parity = pd.DataFrame({"Status": ["correct", "INCORRECT"]}, index=["a", "b"])
     html = tables.highlight_incorrect(parity).to_html()
     assert html.count("color: #b00020") == 1
+
+
+def test_the_report_says_how_many_capacity_probes_met_a_stall(tmp_path: Path) -> None:
+    from servebench.report.narrative import stalled_probes_note
+
+    stalled = summary("b", "m1", 0.1, 8000)
+    stalled["ladder"] = [
+        {**step(1000, 40.0), "held": False, "stalled": True, "step": "ladder"},
+        {**step(1000, 2.0), "held": True, "step": "ladder"},
+    ]
+    data = load(outputs(tmp_path, [summary("a", "m1", 0.5, 1000), stalled]), MATRIX)
+    assert stalled_probes_note(data).startswith("1 of ")
+    assert "stalled, measured again" in set(tables.ladder_table(data)["Held"])
+    calm = summary("a", "m1", 0.5, 1000)
+    calm["ladder"] = [{**step(1000, 2.0), "held": True, "step": "ladder"}]
+    assert stalled_probes_note(load(outputs(tmp_path / "calm", [calm]), MATRIX)).startswith("None of the 1")

@@ -275,3 +275,65 @@ def test_capacity_rounds_start_each_server_once_a_round_and_add_their_searches(t
     assert (cap["low"], cap["high"], cap["ladder_rate"]) == (1000.0, 1090.0, 1000.0)
     assert results.read_summary(res / "c__m1.observations.json")["capacity"]["rate"] == 2000.0
     assert "estimates" not in results.read_summary(res / "a__m2.observations.json")["capacity"]
+
+
+def test_a_capacity_probe_that_met_a_stall_is_measured_again_instead_of_counted() -> None:
+    calls: list[float] = []
+    stalls = [True]  # the /health floor after the first step not held shows a stall, once
+
+    def stalled() -> bool:
+        return stalls.pop(0) if stalls else False
+
+    # the machine stalls during the first probe at 1000 (which the server holds when it is not)
+    answers = iter([False])
+
+    def runner(run: Run, cpus: str | None) -> dict[str, Any]:
+        ok = next(answers, True) and run.rate <= 1100
+        return knee_runner(10**9, calls)(run, cpus) | ({} if ok else {"achieved_rate": 0.5 * run.rate, "p99": 300.0})
+
+    got = search_capacity("http://x/p", None, 1000.0, 1, 10.0, 8, None, refine=0, runner=runner, stalled=stalled)
+    steps = got["steps"]
+    assert [(s["offered_rate"], bool(s.get("stalled")), s["held"]) for s in steps[:2]] == [
+        (1000.0, True, False),
+        (1000.0, False, True),
+    ]
+    # the stalled probe did not count: the search went up from 1000, as if it had held at once
+    assert got["rate"] == 1000.0 and calls[:3] == [1000.0, 1000.0, 1414.0]
+
+
+def test_a_probe_not_held_on_a_quiet_machine_is_counted_and_a_slow_machine_ends_the_repeats() -> None:
+    checks: list[int] = []
+
+    def quiet() -> bool:
+        checks.append(1)
+        return False
+
+    got = search_capacity(
+        "http://x/p", None, 1000.0, 1, 10.0, 8, None, refine=0, runner=knee_runner(500), stalled=quiet
+    )
+    assert got["rate"] == 500.0 and not any(s.get("stalled") for s in got["steps"])
+    assert len(checks) == sum(not s["held"] for s in got["steps"])  # one floor per probe not held
+    # a machine that stays stalled: each rate is measured STALL_REPEATS + 1 times, then counted
+    stuck = search_capacity(
+        "http://x/p", None, 1000.0, 1, 10.0, 8, None, refine=0, runner=knee_runner(0), stalled=lambda: True
+    )
+    assert stuck["rate"] == 0.0
+    first = [s for s in stuck["steps"] if s["offered_rate"] == 1000.0]
+    assert [bool(s.get("stalled")) for s in first] == [True, True, False]
+
+
+def test_a_stall_is_a_health_floor_above_twice_the_endpoints_usual(monkeypatch: pytest.MonkeyPatch) -> None:
+    from servebench.bench import endpoint
+
+    monkeypatch.setattr(endpoint, "STALL_SETTLE_S", 0.0)
+
+    floors = iter([0.25, 0.15])
+
+    def health(_run: Run, _cpus: str | None) -> dict[str, Any]:
+        return {"p50": next(floors)}
+
+    assert endpoint.stall_check(Run("http://x/health"), [], None, health) is None  # nothing to compare with
+    check = endpoint.stall_check(Run("http://x/health"), [0.1, 0.1, 0.12], None, health)
+    assert check is not None
+    assert check() is True  # 0.25 ms > 2 × 0.1 ms
+    assert check() is False  # 0.15 ms

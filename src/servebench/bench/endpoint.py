@@ -10,6 +10,7 @@ closed loop, the original write-up's Python client, and the server's cost."""
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from servebench.bench.client import read_reference, record_requests, sequential
-from servebench.bench.ladder import closed_loop_native, run_ladder, search_capacity
+from servebench.bench.ladder import StallCheck, closed_loop_native, run_ladder, search_capacity
 from servebench.bench.oha import Run, run_oha, write_bodies
 from servebench.bench.pack_requests import pack_requests
 from servebench.bench.resources import cpu_seconds, peak_rss_bytes, rss_bytes
@@ -72,6 +73,8 @@ class Plan:
 
     parity: bool = True
     windows: int = 0
+    # the endpoint's usual /health p50s (its windows'), for telling a stalled capacity probe
+    floors: tuple[float, ...] = ()
     ladder: bool = False
     search_from: float | None = None
     closed_loop: bool = False
@@ -153,6 +156,28 @@ def native_windows(
     return parts
 
 
+# Pause between an open-loop step and the /health floor measured after it: the step's last
+# requests leave the server's queue first.
+STALL_SETTLE_S = 0.2
+STALL_FLOOR_S = 0.25
+
+
+def stall_check(health: Run, floors: list[float], cpus: str | None, runner: Runner = run_oha) -> StallCheck | None:
+    """For a capacity probe not held: the server's /health round trip measured right after it
+    (`health`), and whether its p50 is above STALL_FACTOR times the median of `floors` (the
+    endpoint's usual), as for a window. None without floors to compare with."""
+    usual = [f for f in floors if f == f]
+    if not usual:
+        return None
+    limit = STALL_FACTOR * float(np.median(usual))
+
+    def check() -> bool:
+        time.sleep(STALL_SETTLE_S)
+        return bool(runner(health, cpus).get("p50", float("nan")) > limit)
+
+    return check
+
+
 def kept_floors(windows: Windows | None) -> list[float]:
     """The /health p50 of every window not marked stalled."""
     return [float(w["p50"]) for w in (windows or {}).get("health", []) if not w.get("stalled") and "p50" in w]
@@ -216,6 +241,8 @@ def benchmark_endpoint(
         )
         result.windows = {part: [*before[part], *({**w, "round": mark} for w in here[part])] for part in here}
     step = (settings.ladder_step_s, settings.slo_p99_ms, settings.open_loop_connections, cpus, target.pid)
+    floors = list(plan.floors) or kept_floors(result.windows) or kept_floors(earlier)
+    stalled = stall_check(Run(target.health_url, duration_s=STALL_FLOOR_S), floors, cpus, runner)
     # With ladder_from_peak, the closed loop goes first: its peak says where the ladder starts.
     from_peak = plan.ladder and plan.closed_loop and settings.ladder_from_peak > 0
     if plan.closed_loop:
@@ -226,10 +253,12 @@ def benchmark_endpoint(
         peak = max((float(x.get("achieved_rate") or 0.0) for x in result.load), default=0.0)
         rates = settings.ladder_rates_from(peak) if from_peak else settings.ladder_rates
         result.settings["ladder_rates"] = rates
-        result.ladder = run_ladder(url, requests.body_file, rates, *step, settings.ladder_refine, runner)
+        result.ladder = run_ladder(url, requests.body_file, rates, *step, settings.ladder_refine, runner, stalled)
     if plan.search_from is not None:
         result.searches.append(
-            search_capacity(url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner)
+            search_capacity(
+                url, requests.body_file, plan.search_from, *step, settings.ladder_refine, runner=runner, stalled=stalled
+            )
         )
     cpu_used = None
     if plan.python_client:

@@ -71,12 +71,34 @@ def open_loop_step(
     return result
 
 
-def attempt(steps: list[dict[str, Any]], step: Callable[[float, str], dict[str, Any]], rate: float, kind: str) -> bool:
-    """Whether `rate` is held, appending its steps: a step that answered every request at the
-    rate but missed only the p99 target is measured once more right away (marked `repeat`), and
-    the rate is held if the repeat holds. A saturated server misses twice, while one stall of the
-    machine in a window of a few seconds would otherwise pass for the server's limit."""
+# Whether the machine stalled during the step just measured: the server's /health round trip,
+# measured right after it, against its usual (servebench.bench.endpoint.stall_check).
+StallCheck = Callable[[], bool]
+
+# A probe that met a stall is measured again at most this many times, so that a machine that stays
+# slow ends the search rather than stalls it.
+STALL_REPEATS = 2
+
+
+def attempt(
+    steps: list[dict[str, Any]],
+    step: Callable[[float, str], dict[str, Any]],
+    rate: float,
+    kind: str,
+    stalled: StallCheck | None = None,
+) -> bool:
+    """Whether `rate` is held, appending its steps. A step not held whose own /health floor
+    (`stalled`) shows the machine stalled is marked `stalled` and measured again instead of
+    counted (at most STALL_REPEATS times). A step that answered every request at the rate but
+    missed only the p99 target is measured once more right away (marked `repeat`), and the rate
+    is held if the repeat holds: a saturated server misses twice, while one stall of the machine
+    in a window of a few seconds would otherwise pass for the server's limit."""
     steps.append(step(rate, kind))
+    for _ in range(STALL_REPEATS if stalled is not None else 0):
+        if steps[-1]["held"] or not stalled():
+            break
+        steps[-1]["stalled"] = True
+        steps.append(step(rate, kind))
     if not steps[-1]["held"] and held(steps[-1], math.inf):
         steps.append(step(rate, "repeat"))
     return bool(steps[-1]["held"])
@@ -104,6 +126,7 @@ def run_ladder(
     pid: int | None = None,
     refine: int = 2,
     runner: Callable[..., dict[str, Any]] = run_oha,
+    stalled: StallCheck | None = None,
 ) -> list[dict[str, Any]]:
     """Open loop at each rate of the ladder (`attempt`: a miss on p99 alone is measured again),
     stopping at the first rate that is not held; then `refine` bisections (geometric, marked
@@ -117,29 +140,33 @@ def run_ladder(
 
     def climb(kind: str) -> None:
         for rate in rates:
-            if not attempt(steps, step, rate, kind):
+            if not attempt(steps, step, rate, kind, stalled):
                 return
 
     climb("ladder")
     # A server that does not hold even the first rate: halve it (at most three times) so that
     # its capacity is a number rather than "below the ladder".
     below = rates[0] if rates else 0.0
-    stalled = bool(steps) and held(steps[0], math.inf)
+    p99_only = bool(steps) and held(steps[0], math.inf)
     for _ in range(3 if steps and not any(s["held"] for s in steps) else 0):
         below = float(round(below / 2))
         if below < 1:
             break
-        if attempt(steps, step, below, "below"):
+        if attempt(steps, step, below, "below", stalled):
             # The first rate was answered in full and missed on p99 alone, twice, and a lower one
             # held: a stall of the machine longer than a repeat looks just like this, so the
             # ladder is climbed once more before the server is judged slower than its first rate.
-            if stalled:
+            if p99_only:
                 climb("again")
             break
     good = [s["offered_rate"] for s in steps if s["held"]]
-    bad = [s["offered_rate"] for s in steps if not s["held"] and good and s["offered_rate"] > max(good)]
+    bad = [
+        s["offered_rate"]
+        for s in steps
+        if not s["held"] and not s.get("stalled") and good and s["offered_rate"] > max(good)
+    ]
     if good and bad:
-        bisect(max(good), min(bad), refine, lambda rate: attempt(steps, step, rate, "refine"))
+        bisect(max(good), min(bad), refine, lambda rate: attempt(steps, step, rate, "refine", stalled))
     return steps
 
 
@@ -156,6 +183,7 @@ def search_capacity(
     factor: float = 2**0.5,
     max_steps: int = 6,
     runner: Callable[..., dict[str, Any]] = run_oha,
+    stalled: StallCheck | None = None,
 ) -> dict[str, Any]:
     """Capacity searched again from an earlier estimate: `around` first; if held, rates `factor`
     apart above it until one is not held, else below it until one is (at most `max_steps` each
@@ -169,7 +197,7 @@ def search_capacity(
         return open_loop_step(url, bodies, rate, kind, step_s, slo_p99_ms, connections, cpus, pid, runner)
 
     def holds(rate: float) -> bool:
-        return attempt(steps, step, rate, "search")
+        return attempt(steps, step, rate, "search", stalled)
 
     if holds(around):
         low, high = around, float(round(around * factor))

@@ -26,7 +26,15 @@ from typing import Any
 
 import httpx
 
-from servebench.bench.endpoint import EndpointResult, Plan, Requests, Runner, benchmark_endpoint, validation_requests
+from servebench.bench.endpoint import (
+    EndpointResult,
+    Plan,
+    Requests,
+    Runner,
+    benchmark_endpoint,
+    kept_floors,
+    validation_requests,
+)
 from servebench.bench.oha import run_oha
 from servebench.bench.target import running_target
 from servebench.config import Combination
@@ -171,7 +179,8 @@ def capacity_rounds(
         requests = _requests_by_model(stack, todo, models, settings)
 
         def visit(combo: Combination, server: dict[str, Any], _r: int) -> bool:
-            plan = Plan(parity=False, search_from=float(ladder[combo.key]["rate"]))
+            floors = tuple(kept_floors(observed[combo.key].get("windows")))
+            plan = Plan(parity=False, search_from=float(ladder[combo.key]["rate"]), floors=floors)
             got = _measure(combo, server, settings, requests[combo.model], plan, say, runner)
             if got is None:
                 return False

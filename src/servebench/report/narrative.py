@@ -118,3 +118,26 @@ def stalled_note(data: ReportData) -> str:
         f"after each window, above {STALL_FACTOR:g}× its usual — and were measured again; the figures are "
         f"those of the {kept} windows kept (the stalled ones stay in the raw observations)."
     )
+
+
+def stalled_probes_note(data: ReportData) -> str:
+    """How many capacity probes (ladder steps and searches' steps) not held met a stall of the
+    machine and were measured again (servebench.bench.ladder.attempt), for the section on load."""
+    steps = [
+        step
+        for s in data.ok
+        for step in [
+            *(s.get("ladder") or []),
+            *(x for search in (s.get("capacity") or {}).get("searches") or [] for x in search.get("steps") or []),
+        ]
+    ]
+    if not steps:
+        return ""
+    stalled = sum(bool(step.get("stalled")) for step in steps)
+    if not stalled:
+        return f"None of the {len(steps)} capacity probes met a stall of the machine."
+    return (
+        f"{stalled} of {len(steps)} capacity probe(s) not held met a stall of the machine — the server's "
+        f"/health round trip, measured right after the probe, above {STALL_FACTOR:g}× its usual — and were "
+        "measured again instead of counted (they stay in the table below, marked)."
+    )

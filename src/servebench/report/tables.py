@@ -248,7 +248,7 @@ def ladder_table(data: ReportData) -> pd.DataFrame:
                     "p99 (ms)": step["p99"],
                     "p99.9 (ms)": step["p99_9"],
                     "CPU ms / req": step.get("cpu_ms_per_request"),
-                    "Held": "yes" if step.get("held") else "no",
+                    "Held": "stalled, measured again" if step.get("stalled") else ("yes" if step.get("held") else "no"),
                 }
             )
     return _indexed(pd.DataFrame(rows))
