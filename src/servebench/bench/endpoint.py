@@ -156,10 +156,11 @@ def native_windows(
     return parts
 
 
-# Pause between an open-loop step and the /health floor measured after it: the step's last
-# requests leave the server's queue first.
-STALL_SETTLE_S = 0.2
-STALL_FLOOR_S = 0.25
+# The /health floor measured after an open-loop step not held: this many requests, after this
+# pause (the step's last requests leave the server's queue first). Counted rather than timed so
+# that the check costs a fast server next to nothing.
+STALL_SETTLE_S = 0.1
+STALL_FLOOR_REQUESTS = 50
 
 
 def stall_check(health: Run, floors: list[float], cpus: str | None, runner: Runner = run_oha) -> StallCheck | None:
@@ -242,7 +243,7 @@ def benchmark_endpoint(
         result.windows = {part: [*before[part], *({**w, "round": mark} for w in here[part])] for part in here}
     step = (settings.ladder_step_s, settings.slo_p99_ms, settings.open_loop_connections, cpus, target.pid)
     floors = list(plan.floors) or kept_floors(result.windows) or kept_floors(earlier)
-    stalled = stall_check(Run(target.health_url, duration_s=STALL_FLOOR_S), floors, cpus, runner)
+    stalled = stall_check(Run(target.health_url, requests=STALL_FLOOR_REQUESTS), floors, cpus, runner)
     # With ladder_from_peak, the closed loop goes first: its peak says where the ladder starts.
     from_peak = plan.ladder and plan.closed_loop and settings.ladder_from_peak > 0
     if plan.closed_loop:
