@@ -30,7 +30,8 @@ WINDOW = {"p50": 1.0, "p90": 1.0, "p99": 1.0, "p99_9": 1.0, "mean_ms": 1.0, "req
 
 def settings(rounds: int = 1, windows: int = 5, capacity: int = 0) -> RunSettings:
     base = run_settings(load_profile(DEFAULT_PROFILE))
-    bench = base.benchmark.model_copy(update={"windows": windows, "native_warmup": 1})
+    # three bisections, as the searches' figures below assume, whatever the default profile's
+    bench = base.benchmark.model_copy(update={"windows": windows, "native_warmup": 1, "ladder_refine": 3})
     return base.model_copy(update={"benchmark": bench, "native_rounds": rounds, "capacity_rounds": capacity})
 
 
