@@ -77,3 +77,46 @@ def test_only_stacks_measured_to_disturb_the_others_have_their_own_slot() -> Non
     slotted = {s.id for s in registry.servers().values() if s.own_slot}
     assert {"ray-serve", "ray-serve-batching", "ray-serve-nginx", "litserve-batching"} <= slotted
     assert not slotted & {"fastapi", "rust-ort", "litserve", "bentoml-batching", "mlserver-batching"}
+
+
+def test_a_failed_start_is_tried_once_more_before_it_fails_the_server(fakes: Fakes, tmp_path: Path) -> None:
+    failures = {"a": 1, "b": 2}
+
+    def start(framework: str, out: Path) -> dict[str, Any]:
+        if failures.get(framework, 0) > 0:
+            failures[framework] -= 1
+            fakes.events.append(f"failed {framework}")
+            raise servers.ServerError(f"{framework} did not start")
+        return fakes.start(framework, out)
+
+    with ServerPool(tmp_path, lambda _f: False, start=start, stop=fakes.stop) as up:
+        with up.use("a") as server:
+            assert server["pid"]
+        with pytest.raises(servers.ServerError), up.use("b"):
+            pass
+    assert fakes.events == ["failed a", "start a", "failed b", "failed b", "stop a"]
+
+
+def test_a_port_answering_no_http_is_not_a_healthy_server() -> None:
+    import socket
+    import threading
+
+    from servebench import launch
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_in_http2_frames() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x04\x00\x40\x00\x00\n")
+
+    thread = threading.Thread(target=answer_in_http2_frames, daemon=True)
+    thread.start()
+    try:
+        assert launch._healthy(f"http://127.0.0.1:{listener.getsockname()[1]}/health") is False
+    finally:
+        thread.join(timeout=5)
+        listener.close()

@@ -17,6 +17,7 @@ description's `start_timeout`, 120 unless it says).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import resource
@@ -147,10 +148,12 @@ def alive(pid: int) -> bool:
 
 
 def _healthy(url: str) -> bool:
+    """Whether `url` answers 200. Anything else is not yet: a refused connection, an error status,
+    or no HTTP at all (another program's gRPC that took the port, answering in HTTP/2 frames)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 

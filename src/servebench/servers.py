@@ -108,7 +108,13 @@ class ServerPool:
             info = None
         if info is None:
             self._make_room()
-            info = self._start(framework, self.out)
+            try:
+                info = self._start(framework, self.out)
+            except ServerError:
+                # Once more, on another free port: between the pick and the server's bind, a
+                # process of another server (Ray's, binding ports of its own as it starts) can
+                # take the port.
+                info = self._start(framework, self.out)
             self.starts[framework] = self.starts.get(framework, 0) + 1
             if not self.own_slot(framework):
                 self._up[framework] = info
