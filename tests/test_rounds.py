@@ -125,6 +125,26 @@ def test_single_request_rounds_keep_each_rounds_windows(tmp_path: Path, monkeypa
     kept = json.loads(written["a__m1"].read_text())
     assert [w["round"] for w in kept["predict"]] == [0, 0, 1, 1] and len(kept["health"]) == 4
     assert {w["url"] for w in kept["health"]} == {"http://127.0.0.1:1/a/health"}
+    # the first trial's check goes with the windows, for the benchmark to take
+    assert kept["parity"] == [{"ok": True}]
+
+
+def test_the_benchmark_takes_the_first_trials_parity_check_rather_than_repeat_it() -> None:
+    checks: list[str] = []
+
+    def check(_client: Any, url: str, _tolerance: float) -> dict[str, Any]:
+        checks.append(url)
+        return {"ok": True, "max_abs_diff": 0.0}
+
+    target = Target("f", "m", "http://x", None, None, None, None)
+    requests = Requests("/predict/m", 0, 1, [], Path("/nonexistent"), check)
+    earlier: dict[str, Any] = {"predict": [], "health": [], "parity": [{"ok": True, "max_abs_diff": 1e-7}]}
+    result = benchmark_endpoint(target, settings().benchmark, requests, Plan(), earlier=earlier)
+    assert checks == [] and result.parity["max_abs_diff"] == 1e-7 and result.parity["checked_in_trial"]
+    # without a check from the trials (or with a failed one), the benchmark checks the endpoint itself
+    for before in (None, {"predict": [], "health": [], "parity": [{"ok": False}]}):
+        assert benchmark_endpoint(target, settings().benchmark, requests, Plan(), earlier=before).parity["ok"]
+    assert checks == ["http://x/predict/m", "http://x/predict/m"]
 
 
 def test_an_endpoint_failing_parity_or_a_server_not_starting_is_left_out(

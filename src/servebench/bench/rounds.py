@@ -138,6 +138,9 @@ def single_request_rounds(
             into = kept.setdefault(combo.key, {"predict": [], "health": []})
             for part, runs in got.windows.items():
                 into[part].extend(runs)
+            if got.parity:
+                # the benchmark, the last trial, takes the first trial's check rather than repeat it
+                into["parity"] = [got.parity]
             return True
 
         # the benchmark's own windows are the last round
