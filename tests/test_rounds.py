@@ -358,3 +358,37 @@ def test_a_stall_is_a_health_floor_above_twice_the_endpoints_usual(monkeypatch: 
     assert check is not None
     assert check() is True  # 0.25 ms > 2 × 0.1 ms
     assert check() is False  # 0.15 ms
+
+
+def test_a_capacity_round_is_a_trial_of_windows_too(tmp_path: Path) -> None:
+    run = settings(rounds=3, windows=3, capacity=1)
+    # one trial before the benchmark, the benchmark's, one after it (the capacity round's)
+    assert (run.earlier_rounds, run.later_rounds, run.benchmark_windows) == (1, 1, 2)
+    assert settings(rounds=3, windows=3).earlier_rounds == 2  # no capacity rounds: all before
+    res, models = tmp_path / "results", reference(tmp_path / "models")
+    docs = [
+        ladder_observations("a", "m1", [500.0, 1000.0], [1414.0]),
+        ladder_observations("b", "m1", [16000.0, 32000.0], []),  # the top of the ladder: no search
+    ]
+    for d in docs:
+        d["windows"] = {
+            part: [{**WINDOW, "p50": v, "first_error": "", "round": r} for r in (0, 1)]
+            for part, v in (("predict", 2.0), ("health", 0.2))
+        }
+        results.write(res, f"{d['framework']}__{d['model']}", d)
+    knee, window = knee_runner(1100), window_runner()
+
+    def runner(run_: Run, cpus: str | None) -> dict[str, Any]:
+        return knee(run_, cpus) if run_.rate else window(run_, cpus)
+
+    @contextmanager
+    def server_for(_framework: str) -> Iterator[dict[str, Any]]:
+        yield {"base_url": "http://127.0.0.1:1", "pid": None, "cpus": ""}
+
+    combos = [Combination("a", "m1"), Combination("b", "m1")]
+    assert capacity_rounds(combos, run, models, res, server_for, say=lambda _m: None, runner=runner) == ["a__m1"]
+    for key in ("a__m1", "b__m1"):
+        stored = results.read_observations(res / f"{key}.observations.json")
+        assert [w["round"] for w in stored["windows"]["predict"]] == [0, 1, 2]  # the third trial's window
+    assert len(results.read_observations(res / "a__m1.observations.json")["searches"]) == 1
+    assert not results.read_observations(res / "b__m1.observations.json").get("searches")

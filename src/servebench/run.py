@@ -20,7 +20,7 @@ from servebench.packs import ModelPack, PackError, install, load_pack
 from servebench.paths import results_dir
 from servebench.results import files as result_files
 from servebench.servers import ServerError, ServerPool, alive, log_tail, running_server, start_server, stop_server
-from servebench.settings import RunSettings
+from servebench.settings import RunSettings, run_settings
 
 # Run once after every trained model of params/models.yaml: makes every export of them.
 EXPORT_NOTEBOOK = "03_export_onnx"
@@ -155,6 +155,8 @@ def benchmark_one(
     started = time.time()
     try:
         params = profile_parameters(profile, "04_benchmark", out)
+        # the capacity rounds after it measure the rest of the windows
+        params["windows"] = run_settings(profile).benchmark_windows
         params.update(
             framework=combo.framework,
             model=combo.model,

@@ -80,9 +80,22 @@ class RunSettings(_Strict):
     soak: SoakSettings = SoakSettings()
 
     @property
+    def later_rounds(self) -> int:
+        """The capacity rounds, after the benchmark, that measure a share of windows too: trials of
+        both, so that a run visits every endpoint once for each."""
+        return min(self.capacity_rounds, max(0, min(self.native_rounds, self.benchmark.windows) - 1))
+
+    @property
     def earlier_rounds(self) -> int:
-        """Single-request rounds before the benchmark's own: none unless there are windows to share."""
-        return max(0, min(self.native_rounds, self.benchmark.windows) - 1)
+        """Single-request rounds before the benchmark's own: none unless there are windows to share;
+        the `native_rounds` less the benchmark's and the later ones."""
+        return max(0, min(self.native_rounds, self.benchmark.windows) - 1 - self.later_rounds)
+
+    @property
+    def benchmark_windows(self) -> int:
+        """The windows the benchmark is given to reach, with those of the rounds before it: all
+        but the later rounds' share."""
+        return self.benchmark.windows - self.later_rounds * self.windows_per_round
 
     @property
     def windows_per_round(self) -> int:

@@ -167,27 +167,40 @@ def capacity_rounds(
     runner: Runner = run_oha,
 ) -> list[str]:
     """The rounds after the benchmark: each endpoint whose ladder ended inside it gets a search a
-    round, added to its observations once every round has one. Returns the keys updated."""
+    round, added to its observations once every round has one; with `later_rounds`, every
+    endpoint also gets its share of single-request windows, the next round's, added as measured.
+    Returns the keys updated."""
     observed = {
         c.key: result_files.read_observations(path)
         for c in combos
         if (path := result_files.observations_path(results, c.key)).is_file()
     }
     ladder = {key: derive.endpoint_capacity(obs) for key, obs in observed.items() if obs.get("status") == "ok"}
-    todo = [c for c in combos if c.key in ladder and derive.searchable(ladder[c.key])]
+    search = {c.key for c in combos if c.key in ladder and derive.searchable(ladder[c.key])}
+    windows = settings.windows_per_round if settings.later_rounds > 0 else 0
+    todo = [c for c in combos if c.key in search or (windows and c.key in ladder)]
     if settings.capacity_rounds <= 0 or not todo:
         return []
     found: dict[str, list[dict[str, Any]]] = {c.key: [] for c in todo}
     with ExitStack() as stack:
         requests = _requests_by_model(stack, todo, models, settings)
 
-        def visit(combo: Combination, server: dict[str, Any], _r: int) -> bool:
-            floors = tuple(kept_floors(observed[combo.key].get("windows")))
-            plan = Plan(parity=False, search_from=float(ladder[combo.key]["rate"]), floors=floors)
-            got = _measure(combo, server, settings, requests[combo.model], plan, say, runner)
+        def visit(combo: Combination, server: dict[str, Any], r: int) -> bool:
+            observations = observed[combo.key]
+            plan = Plan(
+                parity=False,
+                windows=windows if r < settings.later_rounds else 0,
+                search_from=float(ladder[combo.key]["rate"]) if combo.key in search else None,
+                floors=tuple(kept_floors(observations.get("windows"))),
+            )
+            got = _measure(combo, server, settings, requests[combo.model], plan, say, runner, earlier=observations)
             if got is None:
                 return False
             found[combo.key].extend(got.searches)
+            if plan.windows:
+                # the benchmark's windows and the rounds', this round's marked as the next
+                observations["windows"] = got.windows
+                result_files.write(results, combo.key, observations)
             return True
 
         # another seed than the single-request rounds': not the same orders again
@@ -196,7 +209,7 @@ def capacity_rounds(
     updated = []
     for combo in todo:
         # Only complete sets: an endpoint whose server stopped starting keeps its ladder's figure.
-        if combo.key in dropped or len(found[combo.key]) < settings.capacity_rounds:
+        if combo.key not in search or combo.key in dropped or len(found[combo.key]) < settings.capacity_rounds:
             continue
         observations = observed[combo.key]
         observations["searches"] = [*observations.get("searches", []), *found[combo.key]]
@@ -223,12 +236,17 @@ def _measure(
     say: Say,
     runner: Runner,
     round_: int | None = None,
+    earlier: dict[str, Any] | None = None,
 ) -> EndpointResult | None:
     """One endpoint's part of a round; None (said why) when the generator or the transport failed:
-    the benchmark then measures it alone."""
+    the benchmark then measures it alone. `earlier`: its observations so far, whose windows any
+    measured now are added to."""
     target = running_target(combo.framework, combo.model, server)
+    before = (earlier or {}).get("windows") or None
     try:
-        return benchmark_endpoint(target, settings.benchmark, requests, plan, round_=round_, runner=runner)
+        return benchmark_endpoint(
+            target, settings.benchmark, requests, plan, earlier=before, round_=round_, runner=runner
+        )
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         say(f"   {combo.key}: {exc}; left out of the later rounds")
         return None
