@@ -139,14 +139,21 @@ def single_request_rounds(
             for part, runs in got.windows.items():
                 into[part].extend(runs)
             if got.parity:
-                # the benchmark, the last trial, takes the first trial's check rather than repeat it
+                # the benchmark takes the first trial's check rather than repeat it
                 into["parity"] = [got.parity]
             return True
 
-        # the benchmark's own windows are the last round
+        # the benchmark's own windows, and the capacity rounds', follow these rounds
         rounds = settings.earlier_rounds
         dropped = in_rounds(
-            combos, rounds, "single-request", server_for, visit, say, of=rounds + 1, seed=settings.benchmark.seed
+            combos,
+            rounds,
+            "single-request",
+            server_for,
+            visit,
+            say,
+            of=rounds + 1 + settings.later_rounds,
+            seed=settings.benchmark.seed,
         )
     written = {}
     for combo in combos:
@@ -205,7 +212,8 @@ def capacity_rounds(
 
         # another seed than the single-request rounds': not the same orders again
         seed = settings.benchmark.seed + 1
-        dropped = in_rounds(todo, settings.capacity_rounds, "capacity", server_for, visit, say, seed=seed)
+        title = "single-request and capacity" if windows else "capacity"
+        dropped = in_rounds(todo, settings.capacity_rounds, title, server_for, visit, say, seed=seed)
     updated = []
     for combo in todo:
         # Only complete sets: an endpoint whose server stopped starting keeps its ladder's figure.
