@@ -8,10 +8,13 @@ round is `server_for`'s affair: under run_all.sh, one kept up through the rounds
 (servebench.servers.ServerPool), or started for its turn where its idle work disturbs the others.
 
 - Single-request rounds, before the benchmark: each gives every endpoint its share of windows
-  (`<key>.windows.json` in the results); the benchmark adds its own as the last round.
+  (`<key>.windows.json` in the results, with the first round's parity check); the benchmark adds
+  its own as the next round.
 - Capacity rounds, after it: each searches every endpoint's capacity again, from the ladder's, as
-  far up or down as the server holds; the searches are added to the endpoint's observations and
-  the capacity reported is derived from the ladder's and theirs (servebench.results.derive).
+  far up or down as the server holds, and (`later_rounds`) measures its share of windows; the
+  searches and windows are added to the endpoint's observations and the capacity reported is
+  derived from the ladder's and theirs (servebench.results.derive). A run visits every endpoint
+  once a trial.
 
 Both measure through servebench.bench.endpoint.benchmark_endpoint, as the benchmark does."""
 
