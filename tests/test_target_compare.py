@@ -74,14 +74,18 @@ def test_target_compare_and_rounds_in_two_quick_runs(
     html = (second / "report.html").read_text()
     assert f"Compared with {first}" in html and "p50 (ms): other" in html
 
-    assert "single-request round 1/3" in run.stdout and "single-request round 2/3" in run.stdout
+    # three trials: one before the benchmark, the benchmark's, and the capacity round's
+    assert "single-request round 1/3" in run.stdout and "single-request round 2/3" not in run.stdout
+    assert "single-request and capacity round 1/1" in run.stdout
     summary = read_summary(second / "results" / f"{SERVER}__{MODEL}.observations.json")
-    assert summary["settings"]["windows_earlier"] == 2
+    assert summary["settings"]["windows_earlier"] == 1
     assert summary["native"]["predict"]["p50"]["windows"] == 3 and summary["native"]["predict"]["p50"]["rounds"] == 3
     assert summary["native"]["predict"]["errors"] == 0
     earlier = json.loads((second / "results" / f"{SERVER}__{MODEL}.windows.json").read_text())
-    assert len(earlier["predict"]) == len(earlier["health"]) == 2
+    assert len(earlier["predict"]) == len(earlier["health"]) == 1 and earlier["parity"][0]["ok"]
     assert all(w["ok"] > 0 for w in earlier["predict"])
+    # the benchmark took the first trial's parity check
+    assert summary["parity"]["checked_in_trial"]
     # and after the benchmark, one capacity search around the ladder's estimate
     assert "capacity round 1/1" in run.stdout
     cap = summary["capacity"]
