@@ -258,6 +258,10 @@ def test_digits_follow_the_spread() -> None:
     assert headline.fmt(0.12345, 0.120, 0.128) == "0.123 (0.120–0.128)"
     assert headline.fmt(0.12345, 0.10, 0.16) == "0.12 (0.10–0.16)"
     assert headline.fmt(float("nan")) == "—"
+    # no more than three significant digits, and no range that prints as one number
+    assert headline.fmt(1.18921, 1.18918, 1.18923) == "1.19"
+    assert headline.fmt(0.29735, 0.29731, 0.29738) == "0.297"
+    assert headline.fmt(0.0167, 0.0166, 0.0167) == "0.0167 (0.0166–0.0167)"
 
 
 def test_ranks_share_a_place_when_intervals_overlap() -> None:

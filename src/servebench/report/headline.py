@@ -119,13 +119,16 @@ def unsettled(frame: pd.DataFrame) -> dict[Any, str]:
 
 def decimals(low: float, high: float, value: float) -> int:
     """Decimal places the spread supports: the last digit printed is the first digit of the
-    spread's width. Without a spread, three significant digits."""
+    spread's width, and no more than three significant digits of the value (a ratio of two
+    capacities on the ladder's grid can have a spread of a rounding error). Without a spread,
+    three significant digits."""
     if not all(map(math.isfinite, (low, high, value))):
         return 3 if math.isfinite(value) and abs(value) < 1 else 1
     width = high - low
     if width <= 0:
         width = abs(value) * 1e-3 or 1e-3
-    return max(0, -math.floor(math.log10(width)))
+    spread = max(0, -math.floor(math.log10(width)))
+    return min(spread, max(0, 2 - math.floor(math.log10(abs(value))))) if value else spread
 
 
 def fmt(value: float, low: float = math.nan, high: float = math.nan) -> str:
@@ -134,7 +137,7 @@ def fmt(value: float, low: float = math.nan, high: float = math.nan) -> str:
         return "—"
     d = decimals(low, high, value)
     text = f"{value:.{d}f}"
-    if math.isfinite(low) and math.isfinite(high) and high > low:
+    if math.isfinite(low) and math.isfinite(high) and f"{low:.{d}f}" != f"{high:.{d}f}":
         text += f" ({low:.{d}f}–{high:.{d}f})"
     return text
 
