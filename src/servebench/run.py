@@ -200,9 +200,9 @@ def benchmark(
     (servebench.servers.ServerPool), except a stack whose idle work disturbs them (`own_slot` in
     its description), which is up only for its own turns; a server is started again only if it
     dies, and one that cannot start fails its remaining models with the reason. With
-    `native_rounds` in the profile, the single-request windows are first measured in trials across
-    every endpoint (servebench.bench.rounds), and this pass is the last; `capacity_rounds` more
-    trials search each capacity again after it."""
+    `native_rounds` in the profile, the single-request windows are measured in trials across every
+    endpoint (servebench.bench.rounds): some before this pass, this pass one, and each of the
+    `capacity_rounds` after it (which search each capacity again) another."""
     runs_path = results_dir(out) / "runs.json"
     runs_path.parent.mkdir(parents=True, exist_ok=True)
     # Every result of an earlier run goes: the report must never show an endpoint this run did
@@ -246,6 +246,8 @@ def _benchmark_in_trials(
     server_for: Callable[[str], AbstractContextManager[dict[str, Any]]],
     runs_path: Path,
 ) -> list[dict[str, Any]]:
+    """The trials before the benchmark, the benchmark of every combination (its record in
+    `runs_path` as each ends), then the capacity rounds; servers come from `server_for`."""
     records: list[dict[str, Any]] = []
 
     earlier: dict[str, Path] = {}
