@@ -4,8 +4,10 @@ single-request rounds and the capacity rounds alike. It returns raw observations
 
 An endpoint is measured in this order, each part as the plan asks: parity first (nothing is timed
 that does not answer as the native model does), then single-request windows from oha (predict,
-each followed by /health, the transport's floor), the open-loop ladder or a capacity search, the
-closed loop, the original write-up's Python client, and the server's cost."""
+each followed by /health, the transport's floor), the closed loop (whose peak says where the ladder
+enters its grid), the open-loop ladder or a capacity search (a probe not held has its own /health
+floor measured, and one that met a stall is measured again), the original write-up's Python
+client, and the server's cost."""
 
 from __future__ import annotations
 
