@@ -36,6 +36,10 @@ def test_extra_frameworks_only_when_named() -> None:
         model = spec.serves(registry.models())[0].name
         combos = matrix.combinations([spec.id], [model])
         assert [(c.framework, c.model) for c in combos] == [(spec.id, model)]
+    with_variants = {c.framework for c in matrix.combinations(variants=True)}
+    assert with_variants == {c.framework for c in matrix.combinations()} | {
+        s.id for s in extra if launch.cores_refusal(s) is None
+    }
     with pytest.raises(ValueError, match="unknown framework"):
         matrix.combinations(["django"])
     with pytest.raises(ValueError, match="unknown model"):

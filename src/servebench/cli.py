@@ -67,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="a parameter profile (default params/default.yaml)")
     parser.add_argument(
         "--frameworks",
-        help="comma-separated subset, e.g. fastapi,rust-ort (flask-dev, and variants of more workers than "
-        "this machine has server cores for, only when named)",
+        help="comma-separated subset, e.g. fastapi,rust-ort (the variants marked extra, and those of more "
+        "workers than this machine has server cores for, only when named)",
+    )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also every variant marked extra (adaptive batching, nginx in front, Flask's development server): "
+        "a run about twice as long",
     )
     parser.add_argument(
         "--models", help="comma-separated subset, e.g. pytorch_onnx,lightgbm_onnx (model packs by their names too)"
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = parse_targets(args.target)
         if targets and args.frameworks:
             raise ValueError("--target and --frameworks do not go together: the targets are the servers")
-        combos = [] if targets else matrix.combinations(split(args.frameworks), split(args.models))
+        combos = [] if targets else matrix.combinations(split(args.frameworks), split(args.models), args.variants)
         if args.models:
             matrix.combinations(None, split(args.models))  # checks the names
     except ValueError as exc:

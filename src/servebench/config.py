@@ -94,9 +94,12 @@ class Matrix:
         specs = [m for m in (*registry.models(), *self.packs) if m.pack or "record" in spec.apis]
         return [m.name for m in spec.serves(specs) if m.name in self.models]
 
-    def combinations(self, frameworks: list[str] | None = None, models: list[str] | None = None) -> list[Combination]:
+    def combinations(
+        self, frameworks: list[str] | None = None, models: list[str] | None = None, variants: bool = False
+    ) -> list[Combination]:
         """Servers in registry order; named frameworks include the `extra` ones and those of more
-        workers than the machine has server cores for."""
+        workers than the machine has server cores for; `variants` adds the `extra` ones to the
+        default."""
         for name in frameworks or []:
             if name not in self.frameworks:
                 raise ValueError(f"unknown framework '{name}' (one of {', '.join(self.frameworks)})")
@@ -106,7 +109,9 @@ class Matrix:
         # By default the regular stacks this machine's cores can measure (servebench.launch.cores_refusal);
         # a named one that it cannot is refused by the launcher, saying why.
         chosen = frameworks or [
-            f for f, spec in self.frameworks.items() if not spec.extra and launch.cores_refusal(spec) is None
+            f
+            for f, spec in self.frameworks.items()
+            if (variants or not spec.extra) and launch.cores_refusal(spec) is None
         ]
         return [
             Combination(f, m)
