@@ -11,6 +11,7 @@ import pandas as pd
 from servebench.config import Matrix
 from servebench.report import figures, headline, tables
 from servebench.report.data import load
+from servebench.report.metrics import HEADLINE
 from servebench.report.narrative import summary_lines
 from servebench.report.ratios import capacity_ratio, endpoint_ratios, window_ratio
 from servebench.results.derive import capacity, window_stats
@@ -110,6 +111,39 @@ def test_unstable_only_where_the_doubt_changes_the_order_or_the_chart() -> None:
     flagged = headline.unsettled(frame)
     assert set(flagged) == {"doubt", "off_chart"}, flagged
     assert "order is not known" in flagged["doubt"] and "too wide to place on the chart" in flagged["off_chart"]
+
+
+def test_flags_and_ranks_compare_ratios_where_the_model_has_them() -> None:
+    """Absolute intervals carry the drift between trials; the per-trial ratios do not."""
+    rows = {
+        # (p50, low, high, ratio, ratio low, ratio high)
+        "ref": (0.50, 0.45, 0.80, 1.0, 1.0, 1.0),
+        "close": (0.51, 0.46, 0.85, 1.02, 0.95, 1.12),  # wide, and holds the reference's 1: open
+        "steady": (1.00, 0.90, 1.70, 2.00, 1.95, 2.05),  # absolute ×1.9 from drift, ratio narrow
+        "next": (1.10, 1.00, 1.80, 2.20, 2.15, 2.25),
+    }
+    frame = pd.DataFrame(
+        [
+            {
+                "p50": p,
+                "p50_low": lo,
+                "p50_high": hi,
+                "unstable": True,
+                "p50_ratio": r,
+                "p50_ratio_low": rl,
+                "p50_ratio_high": rh,
+            }
+            for p, lo, hi, r, rl, rh in rows.values()
+        ],
+        index=list(rows),
+    )
+    flagged = headline.unsettled(frame)
+    assert set(flagged) == {"close"} and "p50 ratio" in flagged["close"], flagged
+    assert headline.ranks_of(frame, HEADLINE["p50"]) == [1, 1, 3, 4]
+    # without a ratio on every row, the absolute figures, as before
+    absolute = frame.assign(p50_ratio=[1.0, math.nan, 2.0, 2.2])
+    assert set(headline.unsettled(absolute)) == set(rows)  # every absolute interval spans more than ×1.5
+    assert headline.ranks_of(absolute, HEADLINE["p50"]) == [1, 1, 3, 3]
 
 
 def test_the_summary_chart_sets_stacks_against_the_reference(tmp_path: Path) -> None:

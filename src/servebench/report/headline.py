@@ -93,17 +93,35 @@ def frame(data: ReportData) -> pd.DataFrame:
 CHART_WIDTH = 1.5
 
 
+# A ratio interval wider than this share of its median is uncertain (as window_stats' `unstable`).
+RATIO_WIDTH = 0.10
+
+
+def compared(frame: pd.DataFrame, key: str) -> tuple[str, str, str]:
+    """The columns (value, low, high) that rows of one model are ordered by: the ratios to the
+    reference, measured in the same trials, where every row has one (the machine's drift between
+    trials then widens no interval), else the absolute figures."""
+    ratio = f"{key}_ratio"
+    if ratio in frame and len(frame) and frame[ratio].map(math.isfinite).all():
+        return ratio, f"{ratio}_low", f"{ratio}_high"
+    return key, f"{key}_low", f"{key}_high"
+
+
 def unsettled(frame: pd.DataFrame) -> dict[Any, str]:
     """The rows (of one model) whose p50 changes a conclusion for being uncertain, with why: an
     interval wider than 10% that holds a neighbour's median (in p50 order), so the two cannot be
     told apart for this row's doubt, or one too wide to place on the summary chart. A wide
     interval that leaves the order and the chart as they are is not flagged: the figure still
-    answers the question."""
+    answers the question. Ratios to the reference are compared where the model has them (the
+    chart places them, and the reference's own row, exactly 1, is then never in doubt)."""
+    key, low_key, high_key = compared(frame, "p50")
+    by_ratio = key != "p50"
     out: dict[Any, str] = {}
-    ordered = frame.sort_values("p50")
+    ordered = frame.sort_values(key)
     index = list(ordered.index)
+    what = "p50 ratio" if by_ratio else "p50"
     for pos, i in enumerate(index):
-        low, high = ordered.at[i, "p50_low"], ordered.at[i, "p50_high"]
+        value, low, high = ordered.at[i, key], ordered.at[i, low_key], ordered.at[i, high_key]
         if not (math.isfinite(low) and math.isfinite(high)):
             continue
         if low > 0 and high / low > CHART_WIDTH:
@@ -111,9 +129,9 @@ def unsettled(frame: pd.DataFrame) -> dict[Any, str]:
             continue
         near = [index[p] for p in (pos - 1, pos + 1) if 0 <= p < len(index)]
         # a narrow interval holding a neighbour's p50 is a true tie (equal figures), not a doubt
-        wide = bool(ordered.at[i, "unstable"])
-        if wide and any(low <= ordered.at[j, "p50"] <= high for j in near):
-            out[i] = "unstable: its interval holds a neighbour's p50, so their order is not known"
+        wide = value > 0 and (high - low) / value > RATIO_WIDTH if by_ratio else bool(ordered.at[i, "unstable"])
+        if wide and any(low <= ordered.at[j, key] <= high for j in near):
+            out[i] = f"unstable: its interval holds a neighbour's {what}, so their order is not known"
     return out
 
 
@@ -193,11 +211,12 @@ def ranks(values: list[float], lows: list[float], highs: list[float], better: Be
 
 def ranks_of(frame: pd.DataFrame, metric: Metric) -> list[int]:
     """`ranks` of one figure over the rows of `frame` (of one model), in the metric's direction, with
-    its interval where the frame has one."""
+    its interval where the frame has one: of the ratios to the reference where every row has one
+    (`compared`)."""
     none = [math.nan] * len(frame)
-    low, high = f"{metric.key}_low", f"{metric.key}_high"
+    key, low, high = compared(frame, metric.key)
     return ranks(
-        frame[metric.key].tolist(),
+        frame[key].tolist(),
         frame[low].tolist() if low in frame else none,
         frame[high].tolist() if high in frame else none,
         metric.direction(),
